@@ -1,0 +1,11 @@
+# Turns each Lua script into a C string named warren_lua_<basename>.
+string(REPLACE "|" ";" SCRIPTS "${SCRIPTS}")
+file(WRITE ${OUT} "/* Generated from the Lua scripts in common/lua; do not edit. */\n")
+foreach(path ${SCRIPTS})
+  get_filename_component(name ${path} NAME_WE)
+  file(READ ${path} body)
+  string(REPLACE "\\" "\\\\" body "${body}")
+  string(REPLACE "\"" "\\\"" body "${body}")
+  string(REPLACE "\n" "\\n\"\n\"" body "${body}")
+  file(APPEND ${OUT} "const char warren_lua_${name}[] = \"${body}\";\n")
+endforeach()

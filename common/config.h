@@ -1,0 +1,31 @@
+/* Node configuration: one file of `key = value` lines with documented defaults
+ * (etc/warren.conf), each key overridable by the environment as WARREN_<KEY>. */
+#pragma once
+
+#include <limits.h>
+#include <stddef.h>
+
+#define CONFIG_ERR_MAX 256
+
+struct warren_config {
+        char node_id[64];
+        char state_dir[PATH_MAX];
+        char socket_path[PATH_MAX]; /* FastCGI unix socket nginx talks to */
+        char socket_group[64];      /* group allowed to connect (nginx's workers) */
+        char redis_url[PATH_MAX];   /* unix:/path or redis://[:password@]host:port[/db] */
+        char log_level[16];
+        int workers;          /* worker processes; 0 = one per core */
+        int threads;          /* request threads per worker */
+        int drain_timeout_s;  /* how long SIGTERM waits for in-flight requests */
+        int redis_timeout_ms; /* connect and command timeout */
+        int default_rate;     /* new keys: requests per second */
+        int default_burst;    /* new keys: bucket size */
+        int default_max_sandboxes;
+        int default_max_databases;
+        int default_max_services;
+};
+
+/* Fills cfg with defaults, then the file at path (if path is non-NULL and exists), then the
+ * environment. On failure writes a reason to err and returns -EINVAL (or -errno). */
+int config_load(const char *path, struct warren_config *ret_cfg, char err[CONFIG_ERR_MAX]);
+void config_defaults(struct warren_config *cfg);
