@@ -1,0 +1,380 @@
+/* warrend: the FastCGI application's master process.
+ *
+ * It binds the unix socket nginx talks to, forks the worker processes (worker.c) and
+ * supervises them: a worker that dies is replaced at once. It never serves a request
+ * itself. Signals:
+ *   SIGTERM, SIGINT  stop accepting, let in-flight requests finish (drain_timeout_s), exit
+ *   SIGHUP           re-read the configuration and replace the workers without dropping
+ *                    requests: new workers get a fresh socket renamed over the old path,
+ *                    then the old socket is shut down and its workers drain and exit
+ * It also keeps the node's heartbeat in Redis (node:<id>), so other nodes and the API can
+ * see which nodes are alive. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <libgen.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "config.h"
+#include "ids.h"
+#include "log.h"
+#include "redis_client.h"
+#include "worker.h"
+
+#define MAX_CHILDREN 512
+
+struct child {
+        pid_t pid;
+        int generation;
+        time_t started;
+};
+
+struct master {
+        const char *config_path;
+        struct warren_config cfg;
+        char node_id[64];
+        int listen_fd;
+        ino_t listen_ino;
+        int generation;
+        struct child children[MAX_CHILDREN];
+        int fast_deaths; /* workers in a row that died within a second of starting */
+        struct redis_client *redis;
+        time_t started, last_heartbeat;
+};
+
+static int mkdir_parents(const char *path, mode_t mode)
+{
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof buf, "%s", path);
+        for (char *p = buf + 1; *p; p++) {
+                if (*p != '/')
+                        continue;
+                *p = 0;
+                if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                        return -errno;
+                *p = '/';
+        }
+        if (mkdir(buf, mode) < 0 && errno != EEXIST)
+                return -errno;
+        return 0;
+}
+
+/* The node id comes from the configuration, or is made once and kept in the state dir. */
+static int node_id_load(struct master *m, char err[256])
+{
+        if (m->cfg.node_id[0]) {
+                if (!id_is_valid(m->cfg.node_id, 32)) {
+                        snprintf(err, 256, "node_id must be 1 to 32 lower-case letters and digits");
+                        return -EINVAL;
+                }
+                snprintf(m->node_id, sizeof m->node_id, "%s", m->cfg.node_id);
+                return 0;
+        }
+        char path[PATH_MAX + 16];
+        snprintf(path, sizeof path, "%s/node_id", m->cfg.state_dir);
+        FILE *f = fopen(path, "re");
+        if (f) {
+                char buf[64] = "";
+                if (fgets(buf, sizeof buf, f))
+                        buf[strcspn(buf, "\n")] = 0;
+                fclose(f);
+                if (id_is_valid(buf, 32)) {
+                        snprintf(m->node_id, sizeof m->node_id, "%s", buf);
+                        return 0;
+                }
+        }
+        int r = id_random("n", 11, m->node_id, sizeof m->node_id);
+        if (r < 0)
+                return r;
+        f = fopen(path, "we");
+        if (!f) {
+                r = -errno;
+                snprintf(err, 256, "write %.200s: %s", path, strerror(errno));
+                return r;
+        }
+        fprintf(f, "%s\n", m->node_id);
+        fclose(f);
+        return 0;
+}
+
+/* Binds a fresh socket beside the final path and renames it into place, so a restart or a
+ * reload replaces the socket atomically: nginx never finds the path missing. */
+static int listen_socket_open(const struct warren_config *cfg, int *ret_fd, ino_t *ret_ino, char err[256])
+{
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        char tmp[PATH_MAX + 32];
+        snprintf(tmp, sizeof tmp, "%s.%d.new", cfg->socket_path, (int)getpid());
+        if (strlen(tmp) >= sizeof addr.sun_path) {
+                snprintf(err, 256, "socket_path is too long for a unix socket");
+                return -ENAMETOOLONG;
+        }
+        char dir[PATH_MAX];
+        snprintf(dir, sizeof dir, "%s", cfg->socket_path);
+        int r = mkdir_parents(dirname(dir), 0755);
+        if (r < 0) {
+                snprintf(err, 256, "create %.200s: %s", dir, strerror(-r));
+                return r;
+        }
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        strcpy(addr.sun_path, tmp);
+        unlink(tmp);
+        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
+                r = -errno;
+                snprintf(err, 256, "bind %.200s: %s", tmp, strerror(errno));
+                return r;
+        }
+        /* Only root and nginx's group may connect. */
+        struct group *g = getgrnam(cfg->socket_group);
+        if (chmod(tmp, 0660) < 0 || (g && chown(tmp, 0, g->gr_gid) < 0) || listen(fd, 4096) < 0 ||
+            rename(tmp, cfg->socket_path) < 0) {
+                r = -errno;
+                snprintf(err, 256, "set up socket %.200s: %s", cfg->socket_path, strerror(errno));
+                unlink(tmp);
+                return r;
+        }
+        struct stat st;
+        if (stat(cfg->socket_path, &st) == 0)
+                *ret_ino = st.st_ino;
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int live_children(struct master *m, int generation)
+{
+        int n = 0;
+        for (int i = 0; i < MAX_CHILDREN; i++)
+                if (m->children[i].pid > 0 && (generation < 0 || m->children[i].generation == generation))
+                        n++;
+        return n;
+}
+
+static void spawn_worker(struct master *m)
+{
+        int slot = 0;
+        while (slot < MAX_CHILDREN && m->children[slot].pid > 0)
+                slot++;
+        if (slot == MAX_CHILDREN)
+                return;
+        pid_t pid = fork();
+        if (pid < 0) {
+                log_event(LOG_LEVEL_ERROR, "fork worker failed",
+                          json_pack("{s:s}", "error", strerror(errno)));
+                return;
+        }
+        if (pid == 0) {
+                redis_client_free(m->redis); /* the master's connection is not the worker's */
+                _exit(worker_run(&m->cfg, m->listen_fd, m->node_id));
+        }
+        m->children[slot] = (struct child){.pid = pid, .generation = m->generation, .started = time(NULL)};
+}
+
+static void spawn_workers(struct master *m)
+{
+        while (live_children(m, m->generation) < m->cfg.workers)
+                spawn_worker(m);
+}
+
+static void reap(struct master *m, int stopping)
+{
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                for (int i = 0; i < MAX_CHILDREN; i++) {
+                        struct child *c = &m->children[i];
+                        if (c->pid != pid)
+                                continue;
+                        c->pid = 0;
+                        if (stopping || c->generation != m->generation)
+                                break;
+                        json_t *f = json_pack("{s:i}", "worker_pid", (int)pid);
+                        if (WIFSIGNALED(status))
+                                json_object_set_new(f, "signal", json_integer(WTERMSIG(status)));
+                        else
+                                json_object_set_new(f, "exit_status", json_integer(WEXITSTATUS(status)));
+                        log_event(LOG_LEVEL_WARN, "worker died; replacing it", f);
+                        m->fast_deaths = time(NULL) - c->started < 1 ? m->fast_deaths + 1 : 0;
+                        break;
+                }
+        }
+        if (stopping)
+                return;
+        /* A crash loop (a worker dying as it starts) must not become a fork storm. */
+        if (m->fast_deaths > 5)
+                sleep(1);
+        spawn_workers(m);
+}
+
+static void heartbeat(struct master *m, int leaving)
+{
+        char err[REDIS_ERR_MAX];
+        redisReply *reply = NULL;
+        if (leaving) {
+                if (redis_client_cmd(m->redis, &reply, err, "DEL node:%s", m->node_id) == 0)
+                        freeReplyObject(reply);
+                if (redis_client_cmd(m->redis, &reply, err, "SREM nodes %s", m->node_id) == 0)
+                        freeReplyObject(reply);
+                return;
+        }
+        time_t now = time(NULL);
+        if (now - m->last_heartbeat < 2)
+                return;
+        m->last_heartbeat = now;
+        if (redis_client_cmd(
+                m->redis, &reply, err,
+                "HSET node:%s id %s pid %d workers %d version %s started_at %lld heartbeat_at %lld",
+                m->node_id, m->node_id, (int)getpid(), m->cfg.workers, WARREN_VERSION, (long long)m->started,
+                (long long)now) < 0)
+                return;
+        freeReplyObject(reply);
+        if (redis_client_cmd(m->redis, &reply, err, "EXPIRE node:%s 10", m->node_id) == 0)
+                freeReplyObject(reply);
+        if (redis_client_cmd(m->redis, &reply, err, "SADD nodes %s", m->node_id) == 0)
+                freeReplyObject(reply);
+}
+
+static void reload(struct master *m)
+{
+        struct warren_config cfg;
+        char err[CONFIG_ERR_MAX];
+        if (config_load(m->config_path, &cfg, err) < 0) {
+                log_event(LOG_LEVEL_ERROR, "reload refused: configuration is invalid",
+                          json_pack("{s:s}", "error", err));
+                return;
+        }
+        int old_fd = m->listen_fd, new_fd;
+        ino_t ino;
+        m->cfg = cfg;
+        if (listen_socket_open(&m->cfg, &new_fd, &ino, err) < 0) {
+                log_event(LOG_LEVEL_ERROR, "reload failed", json_pack("{s:s}", "error", err));
+                return;
+        }
+        m->listen_fd = new_fd;
+        m->listen_ino = ino;
+        m->generation++;
+        spawn_workers(m);
+        /* Let the old workers take what nginx queued on the old socket before the rename. */
+        nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
+        shutdown(old_fd, SHUT_RDWR);
+        close(old_fd);
+        enum log_level lvl;
+        if (log_level_parse(m->cfg.log_level, &lvl) == 0)
+                log_set_level(lvl);
+        log_event(LOG_LEVEL_INFO, "configuration reloaded", json_pack("{s:i}", "workers", m->cfg.workers));
+}
+
+static int stop(struct master *m)
+{
+        log_event(LOG_LEVEL_INFO, "stopping: draining in-flight requests",
+                  json_pack("{s:i}", "drain_timeout_s", m->cfg.drain_timeout_s));
+        shutdown(m->listen_fd, SHUT_RDWR);
+        struct stat st;
+        if (stat(m->cfg.socket_path, &st) == 0 && st.st_ino == m->listen_ino)
+                unlink(m->cfg.socket_path);
+        sigset_t chld;
+        sigemptyset(&chld);
+        sigaddset(&chld, SIGCHLD);
+        time_t deadline = time(NULL) + m->cfg.drain_timeout_s;
+        while (live_children(m, -1) > 0 && time(NULL) < deadline) {
+                sigtimedwait(&chld, NULL, &(struct timespec){.tv_nsec = 100 * 1000 * 1000});
+                reap(m, 1);
+        }
+        int stragglers = live_children(m, -1);
+        for (int i = 0; i < MAX_CHILDREN; i++)
+                if (m->children[i].pid > 0)
+                        kill(m->children[i].pid, SIGKILL);
+        while (waitpid(-1, NULL, 0) > 0)
+                ;
+        heartbeat(m, 1);
+        log_event(LOG_LEVEL_INFO, "stopped", json_pack("{s:i}", "killed_after_timeout", stragglers));
+        return 0;
+}
+
+static int run(struct master *m)
+{
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGCHLD);
+        sigaddset(&set, SIGTERM);
+        sigaddset(&set, SIGINT);
+        sigaddset(&set, SIGHUP);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        spawn_workers(m);
+        log_event(LOG_LEVEL_INFO, "warrend started",
+                  json_pack("{s:s, s:s, s:i, s:i}", "node_id", m->node_id, "socket", m->cfg.socket_path,
+                            "workers", m->cfg.workers, "threads", m->cfg.threads));
+        for (;;) {
+                heartbeat(m, 0);
+                int sig = sigtimedwait(&set, NULL, &(struct timespec){.tv_sec = 1});
+                switch (sig) {
+                case SIGCHLD:
+                        reap(m, 0);
+                        break;
+                case SIGHUP:
+                        reload(m);
+                        break;
+                case SIGTERM:
+                case SIGINT:
+                        return stop(m);
+                default:
+                        reap(m, 0); /* a SIGCHLD can merge with another: look anyway */
+                        break;
+                }
+        }
+}
+
+int main(int argc, char **argv)
+{
+        struct master m = {.listen_fd = -1, .started = time(NULL)};
+        int check_only = 0;
+        for (int i = 1; i < argc; i++) {
+                if (strcmp(argv[i], "-c") == 0 && i + 1 < argc)
+                        m.config_path = argv[++i];
+                else if (strcmp(argv[i], "--check-config") == 0)
+                        check_only = 1;
+                else {
+                        fprintf(stderr, "usage: warrend [-c CONFIG] [--check-config]\n");
+                        return 2;
+                }
+        }
+        if (!m.config_path)
+                m.config_path = getenv("WARREN_CONFIG");
+        char err[CONFIG_ERR_MAX];
+        if (config_load(m.config_path, &m.cfg, err) < 0) {
+                fprintf(stderr, "warrend: %s\n", err);
+                return 2;
+        }
+        if (check_only)
+                return 0;
+        enum log_level lvl;
+        if (log_level_parse(m.cfg.log_level, &lvl) == 0)
+                log_set_level(lvl);
+        int r = mkdir_parents(m.cfg.state_dir, 0755);
+        if (r >= 0)
+                r = node_id_load(&m, err);
+        if (r >= 0)
+                r = listen_socket_open(&m.cfg, &m.listen_fd, &m.listen_ino, err);
+        char rerr[REDIS_ERR_MAX];
+        if (r >= 0 && (r = redis_client_new(m.cfg.redis_url, m.cfg.redis_timeout_ms, &m.redis, rerr)) < 0)
+                snprintf(err, sizeof err, "%s", rerr);
+        if (r < 0) {
+                log_event(LOG_LEVEL_ERROR, "warrend cannot start", json_pack("{s:s}", "error", err));
+                return 1;
+        }
+        r = run(&m);
+        redis_client_free(m.redis);
+        return r;
+}
