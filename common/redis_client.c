@@ -5,7 +5,9 @@
 
 #include <errno.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -134,8 +136,18 @@ static int setup_command(struct redis_client *c, char err[REDIS_ERR_MAX], const 
         return ok ? 0 : -ENOTCONN;
 }
 
+/* An idle connection that is readable or hung up was closed by Redis (a restart, a timeout):
+ * drop it before sending, rather than retrying a command that might have run. */
+static bool idle_connection_is_dead(redisContext *ctx)
+{
+        struct pollfd p = {.fd = ctx->fd, .events = POLLIN | POLLRDHUP};
+        return poll(&p, 1, 0) != 0;
+}
+
 static int ensure_connected(struct redis_client *c, char err[REDIS_ERR_MAX])
 {
+        if (c->ctx && idle_connection_is_dead(c->ctx))
+                drop_connection(c);
         if (c->ctx)
                 return 0;
         if (c->unix_path[0])
