@@ -1,0 +1,232 @@
+"""Test harness for Warren's API tests.
+
+Each test module starts whole nodes the way a user does (`./warren start`, with a private
+state directory and free ports), talks to them only through the real nginx over HTTP and
+HTTPS, and stops them at the end. A node's logs are checked for sanitizer reports when it
+stops, so an ASan+UBSan build fails its tests on any memory or UB error in warrend.
+"""
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+SRC = os.environ.get("WARREN_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("WARREN_BUILD_DIR") or os.path.join(SRC, "build")
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+class Node:
+    """One Warren node: embedded Redis, warrend and nginx, in a temporary state dir."""
+
+    def __init__(self, workers=2, threads=16, **conf):
+        self.state = tempfile.mkdtemp(prefix="warren-api-")
+        self.http_port = free_port()
+        self.https_port = free_port()
+        self.env = dict(os.environ)
+        self.env.update({
+            "WARREN_STATE_DIR": self.state,
+            "WARREN_HTTP_PORT": str(self.http_port),
+            "WARREN_HTTPS_PORT": str(self.https_port),
+            "WARREN_BUILD_DIR": BUILD,
+            "WARREN_NGINX_WORKERS": "2",
+            "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0",
+            "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1",
+        })
+        # Node settings go in the node's warren.conf, as an operator would set them, so a
+        # test can change the file and reload.
+        settings = {"workers": workers, "threads": threads, "drain_timeout_s": 20, **conf}
+        with open(os.path.join(SRC, "etc", "warren.conf")) as f:
+            text = f.read().replace("@STATE@", self.state)
+        text += "\n# set by the test harness\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
+        with open(os.path.join(self.state, "warren.conf"), "w") as f:
+            f.write(text)
+        self.admin_key = None
+
+    # --- lifecycle -------------------------------------------------------------------
+    def warren(self, *args, check=True, input=None):
+        return subprocess.run([os.path.join(SRC, "warren"), *args], env=self.env, check=check,
+                              capture_output=True, text=True, input=input, timeout=120)
+
+    def start(self):
+        out = self.warren("start")
+        with open(os.path.join(self.state, "admin.key")) as f:
+            self.admin_key = f.read().strip()
+        assert self.admin_key in out.stdout, "start must print the admin key"
+        return self
+
+    def stop(self):
+        self.warren("stop", check=False)
+        problems = self.sanitizer_reports()
+        return problems
+
+    def destroy(self):
+        problems = self.stop()
+        shutil.rmtree(self.state, ignore_errors=True)
+        if problems:
+            raise AssertionError("sanitizer reports in warrend.log:\n" + problems)
+
+    def sanitizer_reports(self):
+        path = os.path.join(self.state, "logs", "warrend.log")
+        if not os.path.exists(path):
+            return ""
+        with open(path, errors="replace") as f:
+            text = f.read()
+        hits = [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+        return "\n".join(hits[:20])
+
+    def log_text(self):
+        out = []
+        for name in os.listdir(os.path.join(self.state, "logs")):
+            with open(os.path.join(self.state, "logs", name), errors="replace") as f:
+                out.append(f.read())
+        return "\n".join(out)
+
+    # --- processes ---------------------------------------------------------------------
+    def pid(self, which):
+        rel = {"warrend": "run/warrend.pid", "redis": "redis/redis.pid", "nginx": "nginx/nginx.pid"}[which]
+        with open(os.path.join(self.state, rel)) as f:
+            return int(f.read().strip())
+
+    def worker_pids(self):
+        master = self.pid("warrend")
+        try:
+            with open(f"/proc/{master}/task/{master}/children") as f:
+                return [int(p) for p in f.read().split()]
+        except FileNotFoundError:
+            return []
+
+    def wait_workers(self, n, exclude=(), timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            pids = [p for p in self.worker_pids() if p not in exclude]
+            if len(pids) >= n:
+                return pids
+            time.sleep(0.02)
+        raise AssertionError(f"workers not back: {self.worker_pids()}")
+
+    # --- requests ----------------------------------------------------------------------
+    def request(self, method, path, body=None, key="admin", headers=None, https=False, raw=None, timeout=30):
+        if https:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection("127.0.0.1", self.https_port, timeout=timeout, context=ctx)
+        else:
+            conn = http.client.HTTPConnection("127.0.0.1", self.http_port, timeout=timeout)
+        hdrs = dict(headers or {})
+        if key == "admin":
+            key = self.admin_key
+        if key:
+            hdrs.setdefault("Authorization", "Bearer " + key)
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is not None:
+            hdrs.setdefault("Content-Type", "application/json")
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            return Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
+        finally:
+            conn.close()
+
+    def create_key(self, name="t", **fields):
+        r = self.request("POST", "/v1/keys", {"name": name, **fields})
+        assert r.status == 201, r
+        return r.json
+
+
+# --- running tests --------------------------------------------------------------------
+_tests = []
+
+
+def test(fn):
+    _tests.append(fn)
+    return fn
+
+
+def expect(cond, msg="expectation failed"):
+    if not cond:
+        raise AssertionError(msg)
+
+
+def expect_error(r, status, contains=None):
+    """An error answer: the status, a JSON body with an 'error' text, and a request id."""
+    expect(r.status == status, f"expected {status}, got {r}")
+    expect(isinstance(r.json, dict) and isinstance(r.json.get("error"), str), f"not a JSON error: {r}")
+    if contains:
+        expect(contains in r.json["error"], f"error should mention {contains!r}: {r}")
+    expect("x-request-id" in r.headers, f"no X-Request-Id: {r}")
+
+
+def parallel(n, fn):
+    """Runs fn(i) on n threads at once and returns the results in order."""
+    results = [None] * n
+    barrier = threading.Barrier(n)
+
+    def run(i):
+        barrier.wait()
+        try:
+            results[i] = fn(i)
+        except Exception as e:  # a failed request is a result too
+            results[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def main(setup=None, teardown=None):
+    passed = failed = 0
+    ctx = setup() if setup else None
+    try:
+        for fn in _tests:
+            t0 = time.time()
+            try:
+                fn(ctx) if setup else fn()
+                passed += 1
+                print(f"ok   {fn.__name__} ({time.time() - t0:.2f}s)", flush=True)
+            except Exception:
+                failed += 1
+                print(f"FAIL {fn.__name__}", flush=True)
+                traceback.print_exc()
+    finally:
+        if teardown:
+            try:
+                teardown(ctx)
+            except Exception:
+                failed += 1
+                print("FAIL teardown", flush=True)
+                traceback.print_exc()
+    print(f"{passed} passed, {failed} failed", flush=True)
+    sys.exit(1 if failed else 0)

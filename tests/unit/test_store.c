@@ -1,0 +1,201 @@
+/* The key store, the auth + rate script and the quota scripts against a real redis-server
+ * that this test starts on a private unix socket and stops at the end. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "auth.h"
+#include "check.h"
+#include "keys.h"
+#include "quota.h"
+#include "redis_client.h"
+
+static char dir[] = "/tmp/warren-store-XXXXXX";
+static char url[256];
+static pid_t redis_pid;
+
+static int redis_start(void)
+{
+        if (!mkdtemp(dir))
+                return -errno;
+        char sock[200];
+        snprintf(sock, sizeof sock, "%s/redis.sock", dir);
+        snprintf(url, sizeof url, "unix:%s", sock);
+        redis_pid = fork();
+        if (redis_pid == 0) {
+                execlp("redis-server", "redis-server", "--port", "0", "--unixsocket", sock, "--save", "",
+                       "--appendonly", "no", "--dir", dir, "--loglevel", "warning", (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 200; i++) {
+                struct stat st;
+                if (stat(sock, &st) == 0)
+                        return 0;
+                usleep(10000);
+        }
+        return -ETIMEDOUT;
+}
+
+static void redis_stop(void)
+{
+        kill(redis_pid, SIGTERM);
+        waitpid(redis_pid, NULL, 0);
+        char cmd[300];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+        if (system(cmd) != 0)
+                fprintf(stderr, "could not remove %s\n", dir);
+}
+
+static struct redis_client *client(void)
+{
+        struct redis_client *rc = NULL;
+        char err[REDIS_ERR_MAX];
+        if (redis_client_new(url, 1000, &rc, err) < 0)
+                return NULL;
+        return rc;
+}
+
+static int make_key(struct redis_client *rc, long long rate, long long burst, long long max_sandboxes,
+                    char secret[KEY_SECRET_MAX], char id[KEY_ID_MAX])
+{
+        struct key_spec spec = {.name = "t",
+                                .scopes = SCOPE_SANDBOXES,
+                                .rate = rate,
+                                .burst = burst,
+                                .max = {max_sandboxes, 1, 1}};
+        json_t *info = NULL;
+        char err[KEY_ERR_MAX];
+        int r = keys_create(rc, &spec, secret, &info, err);
+        if (r == 0)
+                snprintf(id, KEY_ID_MAX, "%s", json_string_value(json_object_get(info, "id")));
+        json_decref(info);
+        return r;
+}
+
+static void store__key_authenticates_until_revoked(void)
+{
+        _cleanup_redis_ struct redis_client *rc = client();
+        char secret[KEY_SECRET_MAX], id[KEY_ID_MAX], err[REQUEST_ERR_MAX], kerr[KEY_ERR_MAX];
+        CHECK(make_key(rc, 100, 100, 1, secret, id) == 0);
+        struct principal p;
+        long long retry;
+        CHECK(auth_check(rc, secret, strlen(secret), &p, &retry, err) == 0);
+        CHECK_STREQ(p.key_id, id);
+        CHECK(p.scopes == SCOPE_SANDBOXES);
+        CHECK(keys_revoke(rc, id, kerr) == 0);
+        CHECK(auth_check(rc, secret, strlen(secret), &p, &retry, err) == -EACCES);
+        json_t *info = NULL;
+        CHECK(keys_get(rc, id, &info, kerr) == 0 && json_is_true(json_object_get(info, "revoked")));
+        CHECK(json_object_get(info, "hash") == NULL); /* the hash never leaves the store */
+        json_decref(info);
+}
+
+static void store__unknown_key_is_refused(void)
+{
+        _cleanup_redis_ struct redis_client *rc = client();
+        struct principal p;
+        long long retry;
+        char err[REQUEST_ERR_MAX];
+        CHECK(auth_check(rc, "wk_nope", 7, &p, &retry, err) == -EACCES);
+}
+
+static void store__rate_limit_refuses_past_burst_with_retry_after(void)
+{
+        _cleanup_redis_ struct redis_client *rc = client();
+        char secret[KEY_SECRET_MAX], id[KEY_ID_MAX], err[REQUEST_ERR_MAX];
+        CHECK(make_key(rc, 1, 5, 1, secret, id) == 0);
+        struct principal p;
+        long long retry = 0;
+        int admitted = 0;
+        for (int i = 0; i < 8; i++)
+                admitted += auth_check(rc, secret, strlen(secret), &p, &retry, err) == 0;
+        CHECK(admitted == 5);
+        CHECK(auth_check(rc, secret, strlen(secret), &p, &retry, err) == -EAGAIN);
+        CHECK(retry > 0 && retry <= 1000);
+}
+
+struct race {
+        const char *id;
+        int reserved;
+};
+
+static void *reserve_one(void *arg)
+{
+        struct race *r = arg;
+        struct redis_client *rc = client();
+        char err[REDIS_ERR_MAX];
+        struct quota_state st;
+        if (rc && quota_reserve(rc, r->id, "sandboxes", 1, &st, err) == 1)
+                __atomic_add_fetch(&r->reserved, 1, __ATOMIC_SEQ_CST);
+        redis_client_free(rc);
+        return NULL;
+}
+
+static void store__quota_holds_exactly_under_50_parallel_reservations(void)
+{
+        _cleanup_redis_ struct redis_client *rc = client();
+        char secret[KEY_SECRET_MAX], id[KEY_ID_MAX], err[REDIS_ERR_MAX];
+        CHECK(make_key(rc, 100, 100, 7, secret, id) == 0);
+        struct race race = {.id = id};
+        pthread_t t[50];
+        for (int i = 0; i < 50; i++)
+                pthread_create(&t[i], NULL, reserve_one, &race);
+        for (int i = 0; i < 50; i++)
+                pthread_join(t[i], NULL);
+        CHECK(race.reserved == 7);
+        struct quota_state st;
+        CHECK(quota_reserve(rc, id, "sandboxes", 1, &st, err) == 0 && st.used == 7 && st.limit == 7);
+}
+
+static void store__quota_release_never_goes_negative(void)
+{
+        _cleanup_redis_ struct redis_client *rc = client();
+        char secret[KEY_SECRET_MAX], id[KEY_ID_MAX], err[REDIS_ERR_MAX];
+        CHECK(make_key(rc, 100, 100, 3, secret, id) == 0);
+        struct quota_state st;
+        CHECK(quota_reserve(rc, id, "sandboxes", 2, &st, err) == 1 && st.used == 2);
+        CHECK(quota_release(rc, id, "sandboxes", 5, err) == 0);
+        CHECK(quota_reserve(rc, id, "sandboxes", 3, &st, err) == 1 && st.used == 3);
+        CHECK(quota_reserve(rc, "knosuchkey", "sandboxes", 1, &st, err) == -ENOENT);
+}
+
+static void store__unreachable_redis_is_reported_as_unavailable(void)
+{
+        _cleanup_redis_ struct redis_client *rc = NULL;
+        char err[REDIS_ERR_MAX];
+        CHECK(redis_client_new("unix:/nonexistent/redis.sock", 100, &rc, err) == 0);
+        redisReply *reply = NULL;
+        CHECK(redis_client_cmd(rc, &reply, err, "PING") == -ENOTCONN);
+        CHECK(strncmp(err, "redis unavailable", 17) == 0);
+}
+
+static void store__redis_url_with_password_is_never_echoed(void)
+{
+        struct redis_client *rc = NULL;
+        char err[REDIS_ERR_MAX] = "";
+        CHECK(redis_client_new("redis://:s3cret@", 100, &rc, err) == -EINVAL);
+        CHECK(strstr(err, "s3cret") == NULL);
+        CHECK(redis_client_new("redis://:s3cret@127.0.0.1:6390/2", 100, &rc, err) == 0);
+        redis_client_free(rc);
+}
+
+int main(void)
+{
+        if (redis_start() < 0) {
+                fprintf(stderr, "cannot start redis-server\n");
+                return 1;
+        }
+        RUN(store__key_authenticates_until_revoked);
+        RUN(store__unknown_key_is_refused);
+        RUN(store__rate_limit_refuses_past_burst_with_retry_after);
+        RUN(store__quota_holds_exactly_under_50_parallel_reservations);
+        RUN(store__quota_release_never_goes_negative);
+        RUN(store__unreachable_redis_is_reported_as_unavailable);
+        RUN(store__redis_url_with_password_is_never_echoed);
+        redis_stop();
+        return CHECK_SUMMARY();
+}
