@@ -18,5 +18,12 @@ int api_keys_list(struct http_ctx *ctx);
 int api_keys_get(struct http_ctx *ctx);
 int api_keys_revoke(struct http_ctx *ctx);
 
+struct key_spec;
+struct warren_config;
+/* Reads a POST /v1/keys body into a key_spec; the node's defaults fill what is absent.
+ * Returns 0, or -EINVAL with a message naming the field. (Exposed for the fuzzer.) */
+int api_keys_spec_from_json(json_t *body, const struct warren_config *cfg, struct key_spec *spec,
+                            char err[256]);
+
 /* Answers a failed store call: 503 when Redis is away, 404 for -ENOENT, else 500. */
 int api_respond_store_error(struct http_ctx *ctx, int r, const char *err);

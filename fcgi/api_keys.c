@@ -57,9 +57,8 @@ static int name_is_valid(const char *s)
         return 1;
 }
 
-/* Reads the request into a key_spec; the node's configured defaults fill what is absent. */
-static int key_spec_from_json(json_t *body, const struct warren_config *cfg, struct key_spec *spec,
-                              char err[JSON_ERR_MAX])
+int api_keys_spec_from_json(json_t *body, const struct warren_config *cfg, struct key_spec *spec,
+                            char err[JSON_ERR_MAX])
 {
         int r = json_fields_check(body, key_create_fields, ELEMENTSOF(key_create_fields), false, err);
         if (r < 0)
@@ -93,7 +92,7 @@ int api_keys_create(struct http_ctx *ctx)
 {
         struct key_spec spec;
         char err[JSON_ERR_MAX];
-        if (key_spec_from_json(ctx->body, ctx->cfg, &spec, err) < 0)
+        if (api_keys_spec_from_json(ctx->body, ctx->cfg, &spec, err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
         char secret[KEY_SECRET_MAX];
         json_t *info;
