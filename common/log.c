@@ -27,6 +27,14 @@ int log_level_parse(const char *s, enum log_level *ret_level)
         return -EINVAL;
 }
 
+/* getpid() once per process: a forked worker resets it through log_reset_pid(). */
+static pid_t cached_pid;
+
+void log_reset_pid(void)
+{
+        cached_pid = getpid();
+}
+
 void log_event(enum log_level level, const char *msg, json_t *fields)
 {
         if (level < min_level) {

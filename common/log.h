@@ -7,6 +7,8 @@
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
 void log_set_level(enum log_level level);
+/* Call first thing in a new process (after fork) so log lines carry its own pid. */
+void log_reset_pid(void);
 int log_level_parse(const char *s, enum log_level *ret_level);
 /* Writes {"ts":…,"level":…,"msg":…, …fields}. Steals the reference to fields (may be NULL). */
 void log_event(enum log_level level, const char *msg, json_t *fields);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cleanup.h"
 
@@ -25,6 +26,7 @@ const struct redis_script redis_script_quota_release = {"quota_release", warren_
 
 struct redis_client {
         redisContext *ctx;
+        long long last_reply_ms; /* CLOCK_MONOTONIC_COARSE: when the last reply arrived */
         char unix_path[256];
         char host[256];
         int port;
@@ -136,17 +138,28 @@ static int setup_command(struct redis_client *c, char err[REDIS_ERR_MAX], const 
         return ok ? 0 : -ENOTCONN;
 }
 
-/* An idle connection that is readable or hung up was closed by Redis (a restart, a timeout):
- * drop it before sending, rather than retrying a command that might have run. */
-static bool idle_connection_is_dead(redisContext *ctx)
+static long long monotonic_ms(void)
 {
-        struct pollfd p = {.fd = ctx->fd, .events = POLLIN | POLLRDHUP};
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC_COARSE, &ts); /* vDSO: no system call */
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* An idle connection that is readable or hung up was closed by Redis (a restart, a timeout):
+ * drop it before sending, rather than retrying a command that might have run. A connection
+ * that answered within the last few milliseconds (the previous command of the same request)
+ * is not checked again. */
+static bool idle_connection_is_dead(struct redis_client *c)
+{
+        if (monotonic_ms() - c->last_reply_ms < 5)
+                return false;
+        struct pollfd p = {.fd = c->ctx->fd, .events = POLLIN | POLLRDHUP};
         return poll(&p, 1, 0) != 0;
 }
 
 static int ensure_connected(struct redis_client *c, char err[REDIS_ERR_MAX])
 {
-        if (c->ctx && idle_connection_is_dead(c->ctx))
+        if (c->ctx && idle_connection_is_dead(c))
                 drop_connection(c);
         if (c->ctx)
                 return 0;
@@ -184,6 +197,7 @@ static int check_reply(struct redis_client *c, redisReply *reply, redisReply **r
                 drop_connection(c);
                 return -ENOTCONN;
         }
+        c->last_reply_ms = monotonic_ms();
         if (reply->type == REDIS_REPLY_ERROR) {
                 snprintf(err, REDIS_ERR_MAX, "redis: %s", reply->str);
                 int r = strncmp(reply->str, "NOSCRIPT", 8) == 0 ? -ENOENT : -EPROTO;

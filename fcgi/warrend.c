@@ -161,6 +161,14 @@ static int live_children(struct master *m, int generation)
         return n;
 }
 
+/* Sends sig to the workers of one generation, or of all when generation < 0. */
+static void signal_generation(struct master *m, int generation, int sig)
+{
+        for (int i = 0; i < MAX_CHILDREN; i++)
+                if (m->children[i].pid > 0 && (generation < 0 || m->children[i].generation <= generation))
+                        kill(m->children[i].pid, sig);
+}
+
 static void spawn_worker(struct master *m)
 {
         int slot = 0;
@@ -270,6 +278,7 @@ static void reload(struct master *m)
         nanosleep(&(struct timespec){.tv_nsec = 200 * 1000 * 1000}, NULL);
         shutdown(old_fd, SHUT_RDWR);
         close(old_fd);
+        signal_generation(m, m->generation - 1, SIGTERM); /* they drain kept connections and leave */
         enum log_level lvl;
         if (log_level_parse(m->cfg.log_level, &lvl) == 0)
                 log_set_level(lvl);
@@ -281,6 +290,7 @@ static int stop(struct master *m)
         log_event(LOG_LEVEL_INFO, "stopping: draining in-flight requests",
                   json_pack("{s:i}", "drain_timeout_s", m->cfg.drain_timeout_s));
         shutdown(m->listen_fd, SHUT_RDWR);
+        signal_generation(m, -1, SIGTERM); /* workers drain kept connections and leave */
         struct stat st;
         if (stat(m->cfg.socket_path, &st) == 0 && st.st_ino == m->listen_ino)
                 unlink(m->cfg.socket_path);

@@ -10,7 +10,7 @@ if not id then
   return {0}
 end
 local k = 'key:' .. id
-local f = redis.call('HMGET', k, 'name', 'scopes', 'rate', 'burst', 'tokens', 'ts', 'revoked_at')
+local f = redis.call('HMGET', k, 'name', 'scopes', 'rate', 'burst', 'tokens', 'ts', 'revoked_at', 'requests')
 if not f[1] or f[7] then
   return {0}
 end
@@ -27,6 +27,6 @@ if tokens < 1 then
   redis.call('HSET', k, 'tokens', tokens, 'ts', now)
   return {2, id, f[1], f[2], math.ceil((1 - tokens) * 1000 / rate)}
 end
-redis.call('HSET', k, 'tokens', tokens - 1, 'ts', now)
-redis.call('HINCRBY', k, 'requests', 1)
+-- One write per admitted request: the bucket and the request counter together.
+redis.call('HSET', k, 'tokens', tokens - 1, 'ts', now, 'requests', (tonumber(f[8]) or 0) + 1)
 return {1, id, f[1], f[2], 0}
