@@ -12,7 +12,7 @@
 
 #include "cleanup.h"
 
-enum config_type { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE };
+enum config_type { CONFIG_STRING, CONFIG_INT, CONFIG_SIZE, CONFIG_LLONG };
 
 struct config_key {
         const char *name;
@@ -24,8 +24,9 @@ struct config_key {
 
 #define STR(field)                                                                                           \
         CONFIG_STRING, offsetof(struct warren_config, field), sizeof(((struct warren_config *)0)->field), 0, 0
-#define INT(field, lo, hi)  CONFIG_INT, offsetof(struct warren_config, field), sizeof(int), lo, hi
-#define SIZE(field, lo, hi) CONFIG_SIZE, offsetof(struct warren_config, field), sizeof(size_t), lo, hi
+#define INT(field, lo, hi)   CONFIG_INT, offsetof(struct warren_config, field), sizeof(int), lo, hi
+#define SIZE(field, lo, hi)  CONFIG_SIZE, offsetof(struct warren_config, field), sizeof(size_t), lo, hi
+#define LLONG(field, lo, hi) CONFIG_LLONG, offsetof(struct warren_config, field), sizeof(long long), lo, hi
 
 static const struct config_key config_keys[] = {
     {"node_id", STR(node_id)},
@@ -43,6 +44,16 @@ static const struct config_key config_keys[] = {
     {"default_max_sandboxes", INT(default_max_sandboxes, 0, 1000000)},
     {"default_max_databases", INT(default_max_databases, 0, 1000000)},
     {"default_max_services", INT(default_max_services, 0, 1000000)},
+    {"init_path", STR(init_path)},
+    {"sandbox_uid_base", LLONG(sandbox_uid_base, 100000, 4000000000LL)},
+    {"max_sandboxes_per_node", INT(max_sandboxes_per_node, 0, 100000)},
+    {"sandbox_default_memory_mb", INT(sandbox_default_memory_mb, 16, 1048576)},
+    {"sandbox_max_memory_mb", INT(sandbox_max_memory_mb, 16, 1048576)},
+    {"sandbox_default_disk_mb", INT(sandbox_default_disk_mb, 16, 1048576)},
+    {"sandbox_max_disk_mb", INT(sandbox_max_disk_mb, 16, 1048576)},
+    {"sandbox_default_cpu_millis", INT(sandbox_default_cpu_millis, 10, 1024000)},
+    {"sandbox_default_timeout_ms", LLONG(sandbox_default_timeout_ms, 1000, 86400000)},
+    {"sandbox_max_pids", INT(sandbox_max_pids, 16, 1000000)},
 };
 
 void config_defaults(struct warren_config *cfg)
@@ -60,6 +71,15 @@ void config_defaults(struct warren_config *cfg)
         cfg->default_max_sandboxes = 10;
         cfg->default_max_databases = 5;
         cfg->default_max_services = 5;
+        cfg->sandbox_uid_base = 1000000000LL;
+        cfg->max_sandboxes_per_node = 500;
+        cfg->sandbox_default_memory_mb = 512;
+        cfg->sandbox_max_memory_mb = 8192;
+        cfg->sandbox_default_disk_mb = 1024;
+        cfg->sandbox_max_disk_mb = 20480;
+        cfg->sandbox_default_cpu_millis = 1000;
+        cfg->sandbox_default_timeout_ms = 300000;
+        cfg->sandbox_max_pids = 1024;
 }
 
 static const struct config_key *config_key_find(const char *name)
@@ -129,6 +149,8 @@ static int config_set(struct warren_config *cfg, const char *name, const char *v
         }
         if (k->type == CONFIG_INT)
                 *(int *)field = (int)v;
+        else if (k->type == CONFIG_LLONG)
+                *(long long *)field = v;
         else
                 *(size_t *)field = (size_t)v;
         return 0;
@@ -204,6 +226,18 @@ static void config_derive(struct warren_config *cfg)
         if (!cfg->redis_url[0])
                 snprintf(cfg->redis_url, sizeof cfg->redis_url, "unix:%.*s/redis/redis.sock", PATH_MAX - 32,
                          cfg->state_dir);
+        if (!cfg->init_path[0]) {
+                char self[PATH_MAX];
+                ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+                if (n > 0) {
+                        self[n] = 0;
+                        char *slash = strrchr(self, '/');
+                        if (slash)
+                                *slash = 0;
+                        snprintf(cfg->init_path, sizeof cfg->init_path, "%.*s/warren-init", PATH_MAX - 16,
+                                 self);
+                }
+        }
         if (cfg->workers == 0) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 cfg->workers = n > 0 ? (int)n : 1;
@@ -221,6 +255,11 @@ int config_load(const char *path, struct warren_config *ret_cfg, char err[CONFIG
                 r = config_read_env(&cfg, err);
         if (r < 0)
                 return r;
+        /* Sandbox paths are built under state_dir with room for ids and file names. */
+        if (strlen(cfg.state_dir) > 3000 || cfg.state_dir[0] != '/') {
+                snprintf(err, CONFIG_ERR_MAX, "state_dir must be an absolute path of at most 3000 bytes");
+                return -EINVAL;
+        }
         config_derive(&cfg);
         *ret_cfg = cfg;
         return 0;

@@ -23,6 +23,15 @@ struct warren_config {
         int default_max_sandboxes;
         int default_max_databases;
         int default_max_services;
+        /* Sandboxes */
+        char init_path[PATH_MAX];   /* warren-init; empty: beside the warrend binary */
+        long long sandbox_uid_base; /* host uid of root inside sandboxes (65536 ids mapped) */
+        int max_sandboxes_per_node;
+        int sandbox_default_memory_mb, sandbox_max_memory_mb;
+        int sandbox_default_disk_mb, sandbox_max_disk_mb;
+        int sandbox_default_cpu_millis;
+        long long sandbox_default_timeout_ms;
+        int sandbox_max_pids;
 };
 
 /* Fills cfg with defaults, then the file at path (if path is non-NULL and exists), then the

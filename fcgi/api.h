@@ -25,5 +25,18 @@ struct warren_config;
 int api_keys_spec_from_json(json_t *body, const struct warren_config *cfg, struct key_spec *spec,
                             char err[256]);
 
+int api_sandboxes_create(struct http_ctx *ctx);
+int api_sandboxes_list(struct http_ctx *ctx);
+int api_sandboxes_get(struct http_ctx *ctx);
+int api_sandboxes_delete(struct http_ctx *ctx);
+int api_sandboxes_timeout(struct http_ctx *ctx);
+int api_sandboxes_pause(struct http_ctx *ctx);
+int api_sandboxes_resume(struct http_ctx *ctx);
+int api_sandboxes_metrics(struct http_ctx *ctx);
+int api_sandboxes_shell(struct http_ctx *ctx);
+int api_sandboxes_run(struct http_ctx *ctx);
+/* An env object: at most 256 variables with valid names and string values of <= 32 KiB. */
+int api_check_env(json_t *env, char err[256]);
+
 /* Answers a failed store call: 503 when Redis is away, 404 for -ENOENT, else 500. */
 int api_respond_store_error(struct http_ctx *ctx, int r, const char *err);

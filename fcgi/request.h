@@ -75,3 +75,9 @@ int http_respond_json(struct http_ctx *ctx, int status, json_t *body);
 /* Answers with the route family's error shape; the message should say what was wrong. */
 int http_respond_error(struct http_ctx *ctx, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Calls fn for each query parameter, URL-decoded ('+' is a space). Stops and returns fn's
+ * value when it is non-zero; -EINVAL for a malformed escape or a decoded NUL. Names and
+ * values longer than 1023 bytes are refused (-E2BIG). */
+int http_query_foreach(const struct http_request *req,
+                       int (*fn)(const char *name, const char *value, void *ud), void *ud);

@@ -13,5 +13,18 @@ const struct route routes[] = {
     {"GET", "/v1/keys", api_keys_list, SCOPE_ADMIN, 0, 0, NULL},
     {"GET", "/v1/keys/:id", api_keys_get, SCOPE_ADMIN, 0, 0, NULL},
     {"DELETE", "/v1/keys/:id", api_keys_revoke, SCOPE_ADMIN, 0, 0, NULL},
+    {"POST", "/v1/sandboxes", api_sandboxes_create, SCOPE_SANDBOXES, 256 * KiB, ROUTE_EMPTY_BODY_OK, NULL},
+    {"GET", "/v1/sandboxes", api_sandboxes_list, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"GET", "/v1/sandboxes/:id", api_sandboxes_get, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"DELETE", "/v1/sandboxes/:id", api_sandboxes_delete, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/timeout", api_sandboxes_timeout, SCOPE_SANDBOXES, 4 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/pause", api_sandboxes_pause, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,
+     NULL},
+    {"POST", "/v1/sandboxes/:id/resume", api_sandboxes_resume, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,
+     NULL},
+    {"GET", "/v1/sandboxes/:id/metrics", api_sandboxes_metrics, SCOPE_SANDBOXES, 0, 0, NULL},
+    /* Bodies past a route's limit are 413 naming it: a 10 MB command is refused here. */
+    {"POST", "/v1/sandboxes/:id/shell", api_sandboxes_shell, SCOPE_SANDBOXES, 1024 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/run", api_sandboxes_run, SCOPE_SANDBOXES, 8 * 1024 * KiB, 0, NULL},
 };
 const size_t routes_count = sizeof routes / sizeof routes[0];

@@ -29,7 +29,9 @@
 #include "config.h"
 #include "ids.h"
 #include "log.h"
+#include "cgroup.h"
 #include "redis_client.h"
+#include "sandbox.h"
 #include "worker.h"
 
 #define MAX_CHILDREN 512
@@ -50,7 +52,7 @@ struct master {
         struct child children[MAX_CHILDREN];
         int fast_deaths; /* workers in a row that died within a second of starting */
         struct redis_client *redis;
-        time_t started, last_heartbeat;
+        time_t started, last_heartbeat, last_sweep;
 };
 
 static int mkdir_parents(const char *path, mode_t mode)
@@ -254,6 +256,20 @@ static void heartbeat(struct master *m, int leaving)
                 freeReplyObject(reply);
 }
 
+/* Lifetimes are enforced here, by the node, whatever runs inside: once a second this
+ * node's sandboxes that are due (or whose runtime died) are destroyed. */
+static void sweep(struct master *m)
+{
+        time_t now = time(NULL);
+        if (now == m->last_sweep)
+                return;
+        m->last_sweep = now;
+        struct sandbox_ctx sc = {.cfg = &m->cfg, .node_id = m->node_id, .redis = m->redis};
+        int n = sandbox_sweep(&sc);
+        if (n > 0)
+                log_event(LOG_LEVEL_INFO, "sandboxes ended by the node", json_pack("{s:i}", "count", n));
+}
+
 static void reload(struct master *m)
 {
         struct warren_config cfg;
@@ -304,10 +320,12 @@ static int stop(struct master *m)
         }
         int stragglers = live_children(m, -1);
         for (int i = 0; i < MAX_CHILDREN; i++)
-                if (m->children[i].pid > 0)
+                if (m->children[i].pid > 0) {
                         kill(m->children[i].pid, SIGKILL);
-        while (waitpid(-1, NULL, 0) > 0)
-                ;
+                        waitpid(m->children[i].pid, NULL, 0);
+                }
+        /* Sandboxes are children too (CLONE_PARENT) and are left running: a new master
+         * adopts them from Redis. */
         heartbeat(m, 1);
         log_event(LOG_LEVEL_INFO, "stopped", json_pack("{s:i}", "killed_after_timeout", stragglers));
         return 0;
@@ -329,6 +347,7 @@ static int run(struct master *m)
                             "workers", m->cfg.workers, "threads", m->cfg.threads));
         for (;;) {
                 heartbeat(m, 0);
+                sweep(m);
                 int sig = sigtimedwait(&set, NULL, &(struct timespec){.tv_sec = 1});
                 switch (sig) {
                 case SIGCHLD:
@@ -378,6 +397,10 @@ int main(int argc, char **argv)
                 r = node_id_load(&m, err);
         if (r >= 0)
                 r = listen_socket_open(&m.cfg, &m.listen_fd, &m.listen_ino, err);
+        char cgerr[CGROUP_ERR_MAX];
+        if (r >= 0 && cgroup_system_init("warren", cgerr) < 0)
+                log_event(LOG_LEVEL_ERROR, "cgroups are not usable: sandboxes cannot start",
+                          json_pack("{s:s}", "error", cgerr));
         char rerr[REDIS_ERR_MAX];
         if (r >= 0 && (r = redis_client_new(m.cfg.redis_url, m.cfg.redis_timeout_ms, &m.redis, rerr)) < 0)
                 snprintf(err, sizeof err, "%s", rerr);

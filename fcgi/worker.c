@@ -39,7 +39,7 @@ struct worker {
         int live_threads; /* atomic: threads still serving or accepting */
         int draining;     /* atomic: stop keeping connections alive */
         struct thread_slot *slots;
-        int next_slot;    /* atomic: hands each thread its slot */
+        int next_slot; /* atomic: hands each thread its slot */
 };
 
 static long fcgi_read(void *impl, char *buf, size_t n)

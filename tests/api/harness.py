@@ -100,8 +100,12 @@ class Node:
             return ""
         with open(path, errors="replace") as f:
             text = f.read()
-        hits = [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
-        return "\n".join(hits[:20])
+        lines = text.splitlines()
+        out = []
+        for i, line in enumerate(lines):
+            if any(m in line for m in SANITIZER_MARKS):
+                out += lines[i:i + 30] + ["..."]  # the report with its stack
+        return "\n".join(out[:200])
 
     def log_text(self):
         out = []
@@ -117,12 +121,22 @@ class Node:
             return int(f.read().strip())
 
     def worker_pids(self):
+        """The master's worker processes (its other children are sandboxes' inits)."""
         master = self.pid("warrend")
         try:
             with open(f"/proc/{master}/task/{master}/children") as f:
-                return [int(p) for p in f.read().split()]
+                children = [int(p) for p in f.read().split()]
         except FileNotFoundError:
             return []
+        workers = []
+        for pid in children:
+            try:
+                with open(f"/proc/{pid}/comm") as f:
+                    if f.read().strip() == "warrend":
+                        workers.append(pid)
+            except OSError:
+                pass
+        return workers
 
     def wait_workers(self, n, exclude=(), timeout=10):
         deadline = time.time() + timeout
@@ -156,6 +170,34 @@ class Node:
             return Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
         finally:
             conn.close()
+
+    def sandbox(self, key="admin", **fields):
+        r = self.request("POST", "/v1/sandboxes", fields, key=key)
+        assert r.status == 201, r
+        return r.json["id"]
+
+    def shell(self, sid, cmd, key="admin", **fields):
+        return self.request("POST", f"/v1/sandboxes/{sid}/shell", {"cmd": cmd, **fields}, key=key)
+
+    def leftovers(self):
+        """What of this node's sandboxes is on the host: directories, cgroups, agent processes."""
+        found = []
+        sb = os.path.join(self.state, "sandboxes")
+        found += [f"dir {d}" for d in os.listdir(sb)] if os.path.isdir(sb) else []
+        for ctrl in ("memory", "pids", "cpu", "freezer"):
+            d = f"/sys/fs/cgroup/{ctrl}/warren"
+            if os.path.isdir(d):
+                found += [f"cgroup {ctrl}/{e}" for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))]
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read().startswith(b"warren-init"):
+                        found.append(f"process {pid}")
+            except OSError:
+                pass
+        with open("/proc/mounts") as f:
+            found += [f"mount {l.split()[1]}" for l in f if self.state in l]
+        return found
 
     def create_key(self, name="t", **fields):
         r = self.request("POST", "/v1/keys", {"name": name, **fields})

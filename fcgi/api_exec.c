@@ -1,0 +1,316 @@
+/* POST /v1/sandboxes/:id/shell and /run: one command or one piece of code, answered when it
+ * ends. Output is captured up to a cap per stream (truncated says so) and returned as text:
+ * bytes that are not UTF-8 become U+FFFD, so any output makes valid JSON. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "cleanup.h"
+#include "json_fields.h"
+#include "sandbox.h"
+
+#define MAX_CMD_BYTES    (128 * 1024 - 1) /* one argv string: the kernel's MAX_ARG_STRLEN */
+#define MAX_CODE_BYTES   (4 << 20)
+#define MAX_OUTPUT_BYTES (1 << 20)
+#define HOUR_MS          (3600LL * 1000)
+
+/* --- text ---------------------------------------------------------------------------- */
+
+static size_t utf8_len_at(const unsigned char *s, size_t left)
+{
+        if (s[0] < 0x80)
+                return 1;
+        size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0 || n > left)
+                return 0;
+        for (size_t i = 1; i < n; i++)
+                if ((s[i] & 0xc0) != 0x80)
+                        return 0;
+        unsigned cp = s[0] & (0x7f >> n);
+        for (size_t i = 1; i < n; i++)
+                cp = (cp << 6) | (s[i] & 0x3f);
+        static const unsigned min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                return 0;
+        return n;
+}
+
+static json_t *text_json(const char *buf, size_t len)
+{
+        _cleanup_free_ char *out = malloc(len * 3 + 1);
+        if (!out)
+                return NULL;
+        size_t o = 0;
+        const unsigned char *s = (const unsigned char *)buf;
+        for (size_t i = 0; i < len;) {
+                size_t n = utf8_len_at(s + i, len - i);
+                if (n == 0) {
+                        memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD */
+                        o += 3;
+                        i++;
+                        continue;
+                }
+                memcpy(out + o, s + i, n);
+                o += n;
+                i += n;
+        }
+        return json_stringn(out, o);
+}
+
+/* --- running ------------------------------------------------------------------------- */
+
+struct exec_args {
+        json_t *argv; /* stolen */
+        json_t *env;  /* borrowed, may be NULL */
+        const char *cwd, *user;
+        const char *stdin_data;
+        size_t stdin_len;
+        long long timeout_ms;
+};
+
+static int check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd,
+                              char err[JSON_ERR_MAX])
+{
+        const char *user = json_string_value(json_object_get(body, "user"));
+        if (user && strcmp(user, "user") != 0 && strcmp(user, "root") != 0) {
+                snprintf(err, JSON_ERR_MAX, "field 'user': expected 'user' or 'root'");
+                return -EINVAL;
+        }
+        const char *cwd = json_string_value(json_object_get(body, "cwd"));
+        if (cwd && (cwd[0] != '/' || strlen(cwd) >= 4096 ||
+                    strlen(cwd) != json_string_length(json_object_get(body, "cwd")))) {
+                snprintf(err, JSON_ERR_MAX, "field 'cwd': expected an absolute path");
+                return -EINVAL;
+        }
+        *ret_user = user ? user : "user";
+        *ret_cwd = cwd;
+        return 0;
+}
+
+/* Runs the command and answers failures itself; returns 1 with *ret filled on success. */
+static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *ret)
+{
+        json_t *req = json_pack("{s:s, s:o, s:s, s:I, s:I, s:b}", "op", "exec", "argv", a->argv, "user",
+                                a->user, "timeout_ms", (json_int_t)a->timeout_ms, "max_output",
+                                (json_int_t)MAX_OUTPUT_BYTES, "stdin", a->stdin_data != NULL);
+        if (!req)
+                return -ENOMEM;
+        if (a->env)
+                json_object_set(req, "env", a->env);
+        if (a->cwd)
+                json_object_set_new(req, "cwd", json_string(a->cwd));
+        struct sandbox_ctx sc = {.cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis};
+        char err[SANDBOX_ERR_MAX];
+        /* The agent enforces the timeout; the host waits a little longer, then gives up on it. */
+        int r = sandbox_exec(&sc, ctx->principal.key_id, route_param(&ctx->params, "id"), req, a->stdin_data,
+                             a->stdin_len, MAX_OUTPUT_BYTES, (int)(a->timeout_ms + 5000), ret, err);
+        json_decref(req);
+        switch (r) {
+        case 0:
+                break;
+        case -ENOENT:
+                return http_respond_error(ctx, 404, "%s", err);
+        case -EAGAIN:
+                return http_respond_error(ctx, 409, "%s", err);
+        case -ENOTCONN:
+                return http_respond_error(ctx, 503, "%s; try again shortly", err);
+        case -ECONNREFUSED:
+        case -ETIMEDOUT:
+        case -EPROTO:
+                return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s",
+                                          route_param(&ctx->params, "id"), err);
+        default:
+                return http_respond_error(ctx, 500, "%s", err);
+        }
+        if (ret->error_code[0]) {
+                int status = !strcmp(ret->error_code, "bad_cwd") || !strcmp(ret->error_code, "bad_command")
+                                 ? 400
+                                 : 500;
+                if (!strcmp(ret->error_code, "bad_cwd"))
+                        http_respond_error(ctx, 400,
+                                           "cwd '%.200s' does not exist in the sandbox or is not a directory",
+                                           a->cwd ? a->cwd : "");
+                else
+                        http_respond_error(ctx, status, "%s", ret->error);
+                agent_result_clear(ret);
+                return 0;
+        }
+        return 1;
+}
+
+/* --- shell --------------------------------------------------------------------------- */
+
+static const struct json_field shell_fields[] = {
+    {"cmd", FIELD_STRING, true},   {"cwd", FIELD_STRING, false},         {"env", FIELD_OBJECT, false},
+    {"user", FIELD_STRING, false}, {"timeout_ms", FIELD_INTEGER, false},
+};
+
+int api_sandboxes_shell(struct http_ctx *ctx)
+{
+        char err[JSON_ERR_MAX];
+        struct exec_args a = {0};
+        if (json_fields_check(ctx->body, shell_fields, ELEMENTSOF(shell_fields), false, err) < 0 ||
+            check_user_and_cwd(ctx->body, &a.user, &a.cwd, err) < 0 ||
+            json_int_field(ctx->body, "timeout_ms", 1, HOUR_MS, 60000, &a.timeout_ms, err) < 0 ||
+            api_check_env(json_object_get(ctx->body, "env"), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *cmd = json_object_get(ctx->body, "cmd");
+        if (json_string_length(cmd) == 0 || json_string_length(cmd) > MAX_CMD_BYTES ||
+            strlen(json_string_value(cmd)) != json_string_length(cmd))
+                return http_respond_error(ctx, 400, "field 'cmd': must be 1 to %d bytes with no NUL",
+                                          MAX_CMD_BYTES);
+        a.env = json_object_get(ctx->body, "env");
+        a.argv = json_pack("[s, s, s]", "/bin/bash", "-c", json_string_value(cmd));
+        struct agent_result res;
+        int r = run(ctx, &a, &res);
+        if (r <= 0)
+                return r;
+        json_t *body =
+            json_pack("{s:o, s:o, s:i, s:b, s:b, s:I}", "stdout", text_json(res.out, res.out_len), "stderr",
+                      text_json(res.err, res.err_len), "exit_code", res.exit_code, "timed_out", res.timed_out,
+                      "truncated", res.truncated, "duration_ms", (json_int_t)res.duration_ms);
+        agent_result_clear(&res);
+        return http_respond_json(ctx, 200, body);
+}
+
+/* --- run ----------------------------------------------------------------------------- */
+
+/* How each language runs code given on standard input. The runners under /opt/warren/bin
+ * are part of the sandbox template (they need a file to compile or run). */
+static const struct language {
+        const char *name;
+        const char *argv[4];
+} languages[] = {
+    {"python", {"python3", "-u", "-", NULL}},
+    {"javascript", {"node", "-", NULL}},
+    {"typescript", {"/opt/warren/bin/run-typescript", NULL}},
+    {"bash", {"bash", "-s", NULL}},
+    {"r", {"/opt/warren/bin/run-r", NULL}},
+    {"java", {"/opt/warren/bin/run-java", NULL}},
+};
+
+static const struct language *language_find(const char *name)
+{
+        for (size_t i = 0; i < ELEMENTSOF(languages); i++)
+                if (strcmp(languages[i].name, name) == 0)
+                        return &languages[i];
+        return NULL;
+}
+
+/* Splits "Name: value" when Name looks like an exception class (letters, digits, '_' and
+ * '.'), ending in Error or Exception unless any name will do. */
+static bool split_exception(const char *line, size_t len, bool any_name, char *name, size_t nsize,
+                            char *value, size_t vsize)
+{
+        static const char java_prefix[] = "Exception in thread \"main\" ";
+        if (len > sizeof java_prefix - 1 && strncmp(line, java_prefix, sizeof java_prefix - 1) == 0) {
+                line += sizeof java_prefix - 1;
+                len -= sizeof java_prefix - 1;
+        }
+        const char *colon = memchr(line, ':', len);
+        size_t nlen = colon ? (size_t)(colon - line) : len;
+        if (nlen == 0 || nlen >= nsize)
+                return false;
+        for (size_t i = 0; i < nlen; i++) {
+                char c = line[i];
+                if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '_' || c == '.'))
+                        return false;
+        }
+        bool classy = (nlen >= 5 && !strncmp(line + nlen - 5, "Error", 5)) ||
+                      (nlen >= 9 && !strncmp(line + nlen - 9, "Exception", 9));
+        if (!any_name && (!classy || !colon))
+                return false;
+        snprintf(name, nsize, "%.*s", (int)nlen, line);
+        size_t vstart = colon ? nlen + 1 : len;
+        while (vstart < len && line[vstart] == ' ')
+                vstart++;
+        snprintf(value, vsize, "%.*s", (int)(len - vstart), line + vstart);
+        return true;
+}
+
+/* The error of a failed run, like a notebook's: name, value and traceback. A Python
+ * traceback ends with "Name: value"; node and Java print such a line near the top. */
+static json_t *execution_error(const struct agent_result *res, json_t *stderr_text)
+{
+        if (res->timed_out)
+                return json_pack("{s:s, s:s, s:s}", "name", "TimeoutError", "value",
+                                 "the execution timed out", "traceback", "");
+        if (res->exit_code == 0)
+                return json_null();
+        const char *text = json_string_value(stderr_text);
+        const char *tb = strstr(text, "Traceback (most recent call last):");
+        char name[128] = "", value[512] = "";
+        bool found = false;
+        for (const char *p = text; p && *p && !(found && !tb);) {
+                const char *nl = strchr(p, '\n');
+                size_t len = nl ? (size_t)(nl - p) : strlen(p);
+                /* In a Python traceback the last such line wins; elsewhere the first. */
+                bool hit =
+                    len > 0 && p[0] != ' ' &&
+                    split_exception(p, len, tb != NULL && p > tb, name, sizeof name, value, sizeof value);
+                found = found || hit;
+                p = nl ? nl + 1 : NULL;
+        }
+        if (!found) {
+                snprintf(name, sizeof name, "%s", res->signal ? "Killed" : "ExitError");
+                snprintf(value, sizeof value, "exited with code %d", res->exit_code);
+        }
+        return json_pack("{s:s, s:s, s:s}", "name", name, "value", value, "traceback", tb ? tb : text);
+}
+
+static const struct json_field run_fields[] = {
+    {"code", FIELD_STRING, true},         {"language", FIELD_STRING, false},   {"env", FIELD_OBJECT, false},
+    {"timeout_ms", FIELD_INTEGER, false}, {"context_id", FIELD_STRING, false},
+};
+
+int api_sandboxes_run(struct http_ctx *ctx)
+{
+        char err[JSON_ERR_MAX];
+        struct exec_args a = {.user = "user"};
+        if (json_fields_check(ctx->body, run_fields, ELEMENTSOF(run_fields), false, err) < 0 ||
+            json_int_field(ctx->body, "timeout_ms", 1, HOUR_MS, 60000, &a.timeout_ms, err) < 0 ||
+            api_check_env(json_object_get(ctx->body, "env"), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        if (json_object_get(ctx->body, "context_id"))
+                return http_respond_error(ctx, 400,
+                                          "field 'context_id': stateful contexts are not available yet");
+        const char *lang_name = json_string_value(json_object_get(ctx->body, "language"));
+        const struct language *lang = language_find(lang_name ? lang_name : "python");
+        if (!lang)
+                return http_respond_error(
+                    ctx, 400,
+                    "field 'language': unknown language '%.40s' (python, javascript, typescript, "
+                    "bash, r, java)",
+                    lang_name);
+        json_t *code = json_object_get(ctx->body, "code");
+        if (json_string_length(code) > MAX_CODE_BYTES)
+                return http_respond_error(ctx, 413, "field 'code': larger than %d bytes", MAX_CODE_BYTES);
+        a.argv = json_array();
+        for (int i = 0; lang->argv[i]; i++)
+                json_array_append_new(a.argv, json_string(lang->argv[i]));
+        a.env = json_object_get(ctx->body, "env");
+        a.stdin_data = json_string_value(code);
+        a.stdin_len = json_string_length(code);
+        struct agent_result res;
+        int r = run(ctx, &a, &res);
+        if (r <= 0)
+                return r;
+        json_t *out = text_json(res.out, res.out_len), *errt = text_json(res.err, res.err_len);
+        json_t *error = execution_error(&res, errt);
+        json_t *logs = json_pack("{s:[], s:[]}", "stdout", "stderr");
+        if (res.out_len)
+                json_array_append(json_object_get(logs, "stdout"), out);
+        if (res.err_len)
+                json_array_append(json_object_get(logs, "stderr"), errt);
+        json_t *body =
+            json_pack("{s:s, s:[], s:o, s:o, s:i, s:b, s:b, s:I}", "language", lang->name, "results", "logs",
+                      logs, "error", error, "exit_code", res.exit_code, "timed_out", res.timed_out,
+                      "truncated", res.truncated, "duration_ms", (json_int_t)res.duration_ms);
+        json_decref(out);
+        json_decref(errt);
+        agent_result_clear(&res);
+        return http_respond_json(ctx, 200, body);
+}

@@ -1,0 +1,227 @@
+"""Hostile code inside sandboxes, through the API: each attack must be contained, with the
+node, the API and other sandboxes unaffected. System-call probes print the errno they got,
+so a refusal is told apart from a success; /proc/self/status shows the seccomp filter is on,
+and the filter's own try-syscall tests (tests/unit/test_seccomp.c) tell its refusals apart
+from calls that merely fail."""
+import json
+import threading
+import time
+
+from harness import Node, expect, main, test
+
+PROBE = r'''
+import ctypes, errno, json, socket, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+def call(nr, *args):
+    ctypes.set_errno(0)
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    return "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), str(ctypes.get_errno()))
+def sock(family):
+    try:
+        socket.socket(family, socket.SOCK_STREAM if family != 38 else socket.SOCK_SEQPACKET).close()
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+CLONE_NEWUSER = 0x10000000
+print(json.dumps({
+    "mount": call(165, 0, 0, 0, 0, 0),
+    "umount2": call(166, 0, 0),
+    "unshare_user": call(272, CLONE_NEWUSER),
+    "unshare_net": call(272, 0x40000000),
+    "setns": call(308, 0, 0),
+    "keyctl": call(250, 0, 0, 0, 0, 0),
+    "add_key": call(248, 0, 0, 0, 0, 0),
+    "bpf": call(321, 0, 0, 0),
+    "perf_event_open": call(298, 0, 0, -1, -1, 0),
+    "userfaultfd": call(323, 0),
+    "io_uring_setup": call(425, 1, 0),
+    "clone_newuser": call(56, CLONE_NEWUSER | 17, 0, 0, 0, 0),
+    "clone3": call(435, 0, 0),
+    "pivot_root": call(155, 0, 0),
+    "vsock": sock(40),
+    "alg": sock(38),
+    "inet": sock(socket.AF_INET),
+}))
+'''
+
+
+def probe(node, sid, user="root"):
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": PROBE})
+    assert r.status == 200 and r.json["error"] is None, r
+    return json.loads(r.json["logs"]["stdout"][0])
+
+
+@test
+def namespace_mount_and_kernel_interface_calls_are_refused(node):
+    sid = node.sandbox()
+    for user in ("root", "user"):
+        got = probe(node, sid, user)
+        for name in ("mount", "umount2", "unshare_user", "unshare_net", "setns", "keyctl", "add_key", "bpf",
+                     "perf_event_open", "userfaultfd", "io_uring_setup", "clone_newuser", "pivot_root"):
+            expect(got[name] == "EPERM", f"{name}: {got[name]}")
+        expect(got["clone3"] == "ENOSYS", got)
+        expect(got["vsock"] == "EAFNOSUPPORT" and got["alg"] == "EAFNOSUPPORT", got)
+        expect(got["inet"] == "ok", got)
+    status = node.shell(sid, "grep -E '^(Seccomp|NoNewPrivs|CapEff):' /proc/self/status").json["stdout"]
+    expect("Seccomp:\t2" in status and "NoNewPrivs:\t1" in status and "CapEff:\t0000000000000000" in status, status)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def a_32_bit_system_call_kills_the_process(node):
+    sid = node.sandbox()
+    src = r'int main(void){ int r; __asm__ volatile("int $0x80" : "=a"(r) : "a"(20)); return r > 0 ? 0 : 1; }'
+    r = node.shell(sid, f"cd /tmp && printf '%s' '{src}' > t.c && gcc -o t t.c && ./t; echo exit=$?")
+    expect(r.status == 200 and "exit=159" in r.json["stdout"], r)  # 128 + SIGSYS
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def fork_bomb_is_bounded_and_the_node_answers_throughout(node):
+    sid = node.sandbox()
+    other = node.sandbox()
+    health = []
+    stop = time.time() + 4
+
+    def watch():
+        while time.time() < stop:
+            health.append(node.request("GET", "/healthz", key=None).status)
+            time.sleep(0.1)
+
+    t = threading.Thread(target=watch)
+    t.start()
+    r = node.shell(sid, "bomb() { bomb | bomb & }; bomb", timeout_ms=3000)
+    during = node.shell(other, "echo alive")
+    t.join()
+    expect(r.status == 200, r)
+    expect(during.status == 200 and during.json["stdout"] == "alive\n", during)
+    expect(health and all(s == 200 for s in health), health)
+    m = node.request("GET", f"/v1/sandboxes/{sid}/metrics").json
+    expect(m["pids"]["current"] <= m["pids"]["limit"], m)
+    expect(node.request("DELETE", f"/v1/sandboxes/{sid}").status == 200)
+    node.request("DELETE", f"/v1/sandboxes/{other}")
+
+
+@test
+def memory_bomb_is_killed_inside_its_limit(node):
+    sid = node.sandbox(memory_mb=128)
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run",
+                     {"code": "b = []\nwhile True:\n    b.append(bytearray(16 << 20))"})
+    expect(r.status == 200 and r.json["exit_code"] == 137, r)
+    expect(node.shell(sid, "echo survived").json["stdout"] == "survived\n")
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def filling_disk_shm_and_inodes_gives_enospc(node):
+    sid = node.sandbox(disk_mb=32)
+    r = node.shell(sid, "dd if=/dev/zero of=/tmp/fill bs=1M count=64 2>&1 | grep -o 'No space left on device'; rm -f /tmp/fill")
+    expect("No space left on device" in r.json["stdout"] or "File too large" in r.json["stdout"], r)
+    r = node.shell(sid, "dd if=/dev/zero of=/dev/shm/fill bs=1M count=100 2>&1 | grep -o 'No space left on device'")
+    expect("No space left on device" in r.json["stdout"], r)
+    r = node.shell(sid, "mkdir /tmp/many && cd /tmp/many && for i in $(seq 1 40000); do : > f$i || { echo full at $i; break; }; done",
+                   timeout_ms=60000)
+    expect("full at" in r.json["stdout"], r.json["stdout"][-200:] + r.json["stderr"][-200:])
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def daemons_that_ignore_sigterm_do_not_outlive_delete(node):
+    sid = node.sandbox()
+    node.shell(sid, "setsid nohup sh -c 'trap \"\" TERM HUP; while true; do sleep 1; done' >/dev/null 2>&1 & "
+                    "(setsid sh -c 'trap \"\" TERM; sleep 1000' & ) ; exit 0")
+    count = node.shell(sid, "ps -e --no-headers | wc -l").json["stdout"].strip()
+    expect(int(count) >= 4, count)
+    d = node.request("DELETE", f"/v1/sandboxes/{sid}")
+    expect(d.status in (200, 202), d)
+    deadline = time.time() + 10
+    while [x for x in node.leftovers() if sid in x] and time.time() < deadline:
+        time.sleep(0.1)
+    expect(not [x for x in node.leftovers() if sid in x], node.leftovers())
+    expect(node.request("GET", f"/v1/sandboxes/{sid}").status == 404)
+
+
+@test
+def orphaned_zombies_are_reaped(node):
+    sid = node.sandbox()
+    node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": (
+        "import os, time\n"
+        "for _ in range(20):\n"
+        "    if os.fork() == 0:\n"
+        "        if os.fork() == 0:\n"
+        "            os._exit(0)\n"
+        "        time.sleep(0.2)\n"
+        "        os._exit(0)\n"
+        "time.sleep(0.5)\n")})
+    time.sleep(0.3)
+    z = node.shell(sid, "ps -eo stat --no-headers | grep -c '^Z' || true").json["stdout"].strip()
+    expect(z == "0", f"zombies: {z}")
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def proc_sys_is_read_only_and_devices_cannot_be_made(node):
+    sid = node.sandbox()
+    r = node.shell(sid, "echo 0 > /proc/sys/kernel/randomize_va_space; echo rc=$?; echo 3 > /proc/sys/vm/drop_caches; "
+                        "echo rc=$?; mknod /tmp/sda b 8 0; echo rc=$?; head -c 16 /proc/kcore 2>/dev/null | wc -c",
+                   user="root")
+    out = r.json["stdout"]
+    expect(out.count("rc=1") == 3 and out.endswith("\n0\n"), r)
+    expect(r.json["stderr"].count("Read-only file system") == 2 and "Operation not permitted" in r.json["stderr"], r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def setuid_bits_grant_nothing(node):
+    sid = node.sandbox()
+    node.shell(sid, "cp /usr/bin/id /tmp/suid-id && chmod 4755 /tmp/suid-id", user="root")
+    r = node.shell(sid, "/tmp/suid-id -u; grep ' /usr ' /proc/mounts")
+    expect(r.json["stdout"].startswith("1000\n") and "nosuid" in r.json["stdout"], r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def host_services_are_out_of_reach(node):
+    sid = node.sandbox()
+    redis_sock = f"{node.state}/redis/redis.sock"
+    fcgi_sock = f"{node.state}/run/warrend.sock"
+    r = node.shell(sid, f"ls {redis_sock} {fcgi_sock} 2>&1; "
+                        f"curl -s -m 2 http://127.0.0.1:{node.http_port}/healthz; echo curl=$?; "
+                        f"python3 -c 'import socket; s=socket.socket(socket.AF_UNIX); s.connect(\"{redis_sock}\")' 2>&1 | tail -1",
+                   user="root")
+    out = r.json["stdout"]
+    expect(out.count("No such file or directory") >= 3, out)
+    expect("curl=7" in out and '"status"' not in out, out)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def sandboxes_see_neither_each_others_files_nor_processes_nor_leftovers(node):
+    a = node.sandbox()
+    b = node.sandbox()
+    node.shell(a, "echo secret > /tmp/secret; nohup sleep 300 >/dev/null 2>&1 &")
+    rb = node.shell(b, "cat /tmp/secret 2>&1; ps -e --no-headers | grep -c sleep || true")
+    expect("No such file" in rb.json["stdout"] and rb.json["stdout"].strip().endswith("0"), rb)
+    node.request("DELETE", f"/v1/sandboxes/{a}")
+    c = node.sandbox()
+    rc = node.shell(c, "ls /tmp")
+    expect(rc.json["stdout"] == "", rc)
+    for s in (b, c):
+        node.request("DELETE", f"/v1/sandboxes/{s}")
+
+
+@test
+def nothing_is_left_after_the_attacks(node):
+    deadline = time.time() + 5
+    while node.leftovers() and time.time() < deadline:
+        time.sleep(0.1)
+    expect(not node.leftovers(), node.leftovers())
+    expect(node.request("GET", "/healthz", key=None).status == 200)
+
+
+def setup():
+    return Node(workers=2, threads=32).start()
+
+
+main(setup, lambda n: n.destroy())

@@ -1,0 +1,271 @@
+"""Sandbox lifecycle, shell and run through the real nginx: what a user of the native API
+does, and what must be left on the host afterwards (nothing)."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import Node, expect, expect_error, main, parallel, test
+
+
+def wait_until(cond, timeout=10, step=0.1):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+@test
+def create_answers_201_with_a_dashless_id_and_limits(node):
+    r = node.request("POST", "/v1/sandboxes", {"memory_mb": 256, "cpu": 0.5, "disk_mb": 64,
+                                               "metadata": {"team": "a"}, "timeout_ms": 60000})
+    expect(r.status == 201, r)
+    sb = r.json
+    expect(sb["id"].isalnum() and sb["id"].islower() and "-" not in sb["id"], sb)
+    expect(sb["status"] == "running" and sb["image"] == "base" and sb["node_id"], sb)
+    expect(sb["limits"] == {"cpu": 0.5, "memory_mb": 256, "disk_mb": 64}, sb)
+    expect(sb["metadata"] == {"team": "a"} and sb["end_at"] and sb["created_at"], sb)
+    got = node.request("GET", f"/v1/sandboxes/{sb['id']}")
+    expect(got.status == 200 and got.json["id"] == sb["id"], got)
+    expect(node.request("DELETE", f"/v1/sandboxes/{sb['id']}").status == 200)
+
+
+@test
+def shell_runs_as_user_or_root_with_env_and_cwd(node):
+    sid = node.sandbox(env={"GREETING": "hello"})
+    r = node.shell(sid, "id -un; pwd; echo $GREETING $EXTRA; echo oops >&2; exit 3", env={"EXTRA": "there"})
+    expect(r.status == 200, r)
+    expect(r.json["stdout"] == "user\n/home/user\nhello there\n", r)
+    expect(r.json["stderr"] == "oops\n" and r.json["exit_code"] == 3, r)
+    expect(r.json["timed_out"] is False and r.json["truncated"] is False and r.json["duration_ms"] >= 0, r)
+    r = node.shell(sid, "id -u; pwd", user="root", cwd="/tmp")
+    expect(r.json["stdout"] == "0\n/tmp\n", r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def root_inside_is_an_unprivileged_uid_outside(node):
+    sid = node.sandbox()
+    r = node.shell(sid, "sleep 30 & echo $!", user="root")
+    inner = int(r.json["stdout"])
+    host_uids = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                st = f.read()
+            if st.startswith("Name:\tsleep\n") and f"NSpid:\t{pid}\t{inner}\n" in st:
+                host_uids.append(int(st.split("\nUid:\t")[1].split()[0]))
+        except (OSError, IndexError):
+            pass
+    expect(host_uids and all(u >= 100000 for u in host_uids), host_uids)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def run_python_reports_the_error_and_the_line(node):
+    sid = node.sandbox()
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "x = 2\nprint(x * 21)\n\nundefined_name + 1\n"})
+    expect(r.status == 200, r)
+    ex = r.json
+    expect(ex["logs"]["stdout"] == ["42\n"], ex)
+    expect(ex["error"]["name"] == "NameError" and "undefined_name" in ex["error"]["value"], ex)
+    expect('line 4' in ex["error"]["traceback"], ex)
+    ok = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "import numpy, pandas\nprint(numpy.arange(3).sum())"})
+    expect(ok.json["error"] is None and ok.json["logs"]["stdout"] == ["3\n"], ok)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def run_each_language(node):
+    sid = node.sandbox()
+    programs = {
+        "javascript": ("console.log(6 * 7)", "42\n"),
+        "bash": ("echo $((6 * 7))", "42\n"),
+        "typescript": ("const n: number = 6 * 7;\nconsole.log(n)", "42\n"),
+        "r": ("cat(6 * 7, '\\n')", "42 \n"),
+        "java": ("public class Main { public static void main(String[] a) { System.out.println(6 * 7); } }", "42\n"),
+    }
+    for lang, (code, out) in programs.items():
+        r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": code, "language": lang, "timeout_ms": 60000})
+        expect(r.status == 200 and r.json["error"] is None and r.json["logs"]["stdout"] == [out], f"{lang}: {r}")
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "throw new TypeError('bad')", "language": "javascript"})
+    expect(r.json["error"]["name"] == "TypeError" and r.json["error"]["value"] == "bad", r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def command_timeout_kills_a_process_that_ignores_sigterm(node):
+    sid = node.sandbox()
+    t0 = time.time()
+    r = node.shell(sid, "trap '' TERM; (trap '' TERM; sleep 1000) & sleep 1000", timeout_ms=1000)
+    expect(r.status == 200 and r.json["timed_out"] is True, r)
+    expect(time.time() - t0 < 5, "the timeout must end the call")
+    left = node.shell(sid, "ps -eo comm | grep -c '^sleep$' || true")
+    expect(left.json["stdout"].strip() == "0", left)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def output_is_capped_and_invalid_utf8_becomes_replacement_characters(node):
+    sid = node.sandbox()
+    r = node.shell(sid, "head -c 5000000 /dev/zero | tr '\\0' a")
+    expect(r.status == 200 and r.json["truncated"] is True and len(r.json["stdout"]) == 1 << 20, r.json["truncated"])
+    r = node.shell(sid, "printf 'ok\\377\\376end'")
+    expect(r.json["stdout"] == "ok\ufffd\ufffdend", r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def pause_freezes_and_refuses_calls_unless_auto_resume(node):
+    sid = node.sandbox()
+    node.shell(sid, "nohup sh -c 'while true; do date +%s%N > /tmp/tick; sleep 0.05; done' >/dev/null 2>&1 &")
+    p = node.request("POST", f"/v1/sandboxes/{sid}/pause")
+    expect(p.status == 200 and p.json["status"] == "paused" and p.json["end_at"] is None, p)
+    expect_error(node.shell(sid, "true"), 409, "paused")
+    time.sleep(0.3)
+    r = node.request("POST", f"/v1/sandboxes/{sid}/resume")
+    expect(r.status == 200 and r.json["status"] == "running", r)
+    a = node.shell(sid, "cat /tmp/tick").json["stdout"]
+    time.sleep(0.2)
+    b = node.shell(sid, "cat /tmp/tick").json["stdout"]
+    expect(a != b, "the loop must run again after resume")
+    auto = node.sandbox(auto_resume=True)
+    node.request("POST", f"/v1/sandboxes/{auto}/pause")
+    w = node.shell(auto, "echo awake")
+    expect(w.status == 200 and w.json["stdout"] == "awake\n", w)
+    expect(node.request("GET", f"/v1/sandboxes/{auto}").json["status"] == "running")
+    for s in (sid, auto):
+        node.request("DELETE", f"/v1/sandboxes/{s}")
+
+
+@test
+def metrics_come_from_the_cgroup(node):
+    sid = node.sandbox(memory_mb=256)
+    node.shell(sid, "head -c 20000000 /dev/urandom > /tmp/blob; python3 -c 'sum(range(3000000))'")
+    m = node.request("GET", f"/v1/sandboxes/{sid}/metrics")
+    expect(m.status == 200, m)
+    j = m.json
+    expect(j["cpu"]["usage_seconds"] > 0 and j["memory"]["limit_bytes"] == 256 << 20, j)
+    expect(j["disk"]["used_bytes"] >= 20000000 and j["pids"]["current"] >= 1, j)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def list_filters_by_state_and_metadata_and_pages(node):
+    k = node.create_key("lister", max_sandboxes=5)["key"]
+    ids = [node.sandbox(key=k, metadata={"n": str(i), "kind": "odd" if i % 2 else "even"}) for i in range(3)]
+    node.request("POST", f"/v1/sandboxes/{ids[1]}/pause", key=k)
+    allsb = node.request("GET", "/v1/sandboxes", key=k).json
+    expect([s["id"] for s in allsb["sandboxes"]] == ids and allsb["next_cursor"] is None, allsb)
+    odd = node.request("GET", "/v1/sandboxes?metadata.kind=odd", key=k).json["sandboxes"]
+    expect([s["id"] for s in odd] == [ids[1]], odd)
+    paused = node.request("GET", "/v1/sandboxes?state=paused", key=k).json["sandboxes"]
+    expect([s["id"] for s in paused] == [ids[1]], paused)
+    seen, cursor = [], None
+    for _ in range(5):
+        q = "/v1/sandboxes?limit=1" + (f"&cursor={cursor}" if cursor else "")
+        page = node.request("GET", q, key=k).json
+        seen += [s["id"] for s in page["sandboxes"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    expect(seen == ids, seen)
+    expect_error(node.request("GET", "/v1/sandboxes?state=sleeping", key=k), 400, "state")
+    expect_error(node.request("GET", "/v1/sandboxes?limit=0", key=k), 400, "limit")
+    for s in ids:
+        node.request("DELETE", f"/v1/sandboxes/{s}", key=k)
+
+
+@test
+def another_keys_sandbox_is_not_found(node):
+    a = node.create_key("a")["key"]
+    b = node.create_key("b")["key"]
+    sid = node.sandbox(key=a)
+    expect_error(node.request("GET", f"/v1/sandboxes/{sid}", key=b), 404)
+    expect_error(node.shell(sid, "true", key=b), 404)
+    expect_error(node.request("DELETE", f"/v1/sandboxes/{sid}", key=b), 404)
+    expect(node.request("GET", "/v1/sandboxes", key=b).json["sandboxes"] == [])
+    node.request("DELETE", f"/v1/sandboxes/{sid}", key=a)
+
+
+@test
+def quota_holds_exactly_under_50_parallel_creates(node):
+    k = node.create_key("quota", max_sandboxes=4, rate=1000, burst=1000)["key"]
+    results = parallel(50, lambda i: node.request("POST", "/v1/sandboxes", {}, key=k, timeout=60))
+    created = [r.json["id"] for r in results if getattr(r, "status", 0) == 201]
+    refused = [r for r in results if getattr(r, "status", 0) == 429]
+    expect(len(created) == 4 and len(refused) == 46, [getattr(r, "status", r) for r in results])
+    expect("4 of its 4 sandboxes" in refused[0].json["error"], refused[0])
+    usage = node.request("GET", "/v1/usage", key=k).json
+    expect(usage["sandboxes"] == {"used": 4, "limit": 4}, usage)
+    for s in created:
+        node.request("DELETE", f"/v1/sandboxes/{s}", key=k)
+    expect(node.request("GET", "/v1/usage", key=k).json["sandboxes"]["used"] == 0)
+
+
+@test
+def lifetime_is_enforced_by_the_node_and_leaves_nothing(node):
+    sid = node.sandbox(timeout_ms=60000)
+    node.shell(sid, "nohup sleep 1000 >/dev/null 2>&1 &")
+    r = node.request("POST", f"/v1/sandboxes/{sid}/timeout", {"timeout_ms": 1500})
+    expect(r.status == 200, r)
+    expect(wait_until(lambda: node.request("GET", f"/v1/sandboxes/{sid}").status == 404, timeout=10), "not expired")
+    expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+
+
+@test
+def bad_input_is_a_clear_400_and_nothing_is_half_made(node):
+    expect_error(node.request("POST", "/v1/sandboxes", {"image": "ubuntu:99"}), 400, "unknown image 'ubuntu:99'")
+    expect_error(node.request("POST", "/v1/sandboxes", {"memory_mb": -5}), 400, "memory_mb")
+    expect_error(node.request("POST", "/v1/sandboxes", {"memory_mb": 10 ** 9}), 400, "memory_mb")
+    expect_error(node.request("POST", "/v1/sandboxes", {"timeout_ms": "soon"}), 400, "timeout_ms")
+    expect_error(node.request("POST", "/v1/sandboxes", {"cpu": 1000}), 400, "cpu")
+    expect_error(node.request("POST", "/v1/sandboxes", {"env": {"A=B": "x"}}), 400, "not a variable name")
+    expect_error(node.request("POST", "/v1/sandboxes", {"env": {"A": 5}}), 400, "env")
+    expect_error(node.request("POST", "/v1/sandboxes", raw=b'{"env": {"A": "x\\u0000y"}}'), 400, "invalid JSON")
+    expect_error(node.request("POST", "/v1/sandboxes", {"colour": "red"}), 400, "unknown field 'colour'")
+    sid = node.sandbox()
+    expect_error(node.shell(sid, "pwd", cwd="/does/not/exist"), 400, "does not exist")
+    expect_error(node.shell(sid, "pwd", cwd="relative"), 400, "absolute")
+    expect_error(node.shell(sid, "pwd", user="admin"), 400, "user")
+    expect_error(node.shell(sid, "x" * 200000), 400, "cmd")
+    big = node.request("POST", f"/v1/sandboxes/{sid}/shell", raw=b'{"cmd": "' + b"y" * (10 << 20) + b'"}')
+    expect_error(big, 413, "limit")
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "1", "language": "cobol"}), 400, "cobol")
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/timeout", {"timeout_ms": 10 ** 12}), 400, "timeout_ms")
+    expect_error(node.request("GET", "/v1/sandboxes/nosuchsandbox"), 404)
+    expect(node.shell(sid, "echo still fine").json["stdout"] == "still fine\n")
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+    expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+
+
+@test
+def sandboxes_survive_kill_minus_nine_of_warrend_and_are_adopted(node):
+    sid = node.sandbox(timeout_ms=60000)
+    node.shell(sid, "echo kept > /tmp/state")
+    for pid in [node.pid("warrend")] + node.worker_pids():
+        os.kill(pid, signal.SIGKILL)
+    time.sleep(0.3)
+    node.warren("start")
+    r = node.shell(sid, "cat /tmp/state")
+    expect(r.status == 200 and r.json["stdout"] == "kept\n", r)
+    node.request("POST", f"/v1/sandboxes/{sid}/timeout", {"timeout_ms": 1000})
+    expect(wait_until(lambda: node.request("GET", f"/v1/sandboxes/{sid}").status == 404, timeout=10),
+           "the new master must enforce lifetimes")
+
+
+@test
+def deleting_everything_leaves_nothing_on_the_host(node):
+    for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
+        node.request("DELETE", f"/v1/sandboxes/{s['id']}")
+    expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+
+
+def setup():
+    return Node(workers=2, threads=32).start()
+
+
+main(setup, lambda n: n.destroy())

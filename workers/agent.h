@@ -1,0 +1,33 @@
+/* The host side of the agent protocol: warrend asking a sandbox's warren-init to run
+ * something. Every answer is untrusted: frames are bounded, output is capped, and every
+ * wait has a deadline. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define AGENT_ERR_MAX 256
+
+struct agent_result {
+        char *out, *err; /* captured output (NUL-terminated), owned */
+        size_t out_len, err_len;
+        bool truncated, timed_out;
+        int exit_code; /* -1 when the process never ran */
+        int signal;    /* 0 unless killed by a signal */
+        long long duration_ms;
+        char error_code[32]; /* set when the agent refused: bad_cwd, bad_command, … */
+        char error[AGENT_ERR_MAX];
+};
+
+/* Runs request ({"op":"exec", argv, env, cwd, user, timeout_ms, max_output}) in the sandbox
+ * whose agent listens on sock_path, feeding stdin_data (if any) to the process. Waits at
+ * most deadline_ms in all. Returns 0 with *ret filled (the process may have failed: see
+ * exit_code and error_code), -ETIMEDOUT, -ECONNREFUSED (no agent), -EPROTO (the agent
+ * misbehaved), or -errno; err says what happened. */
+int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, size_t stdin_len,
+               size_t max_output, int deadline_ms, struct agent_result *ret, char err[AGENT_ERR_MAX]);
+void agent_result_clear(struct agent_result *r);
+
+/* Asks the agent whether it is alive. */
+int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX]);

@@ -1,0 +1,532 @@
+/* warren-init: PID 1 of every sandbox.
+ *
+ * It is started by the launcher (launch.c) as root of the sandbox's user namespace, inside
+ * the sandbox's root, with a listening unix socket inherited as fd 3. It never exits while
+ * the sandbox lives. One single-threaded poll loop serves everything:
+ *   - connections from warrend, one session each (protocol.h): a request, then the
+ *     process's output as frames, then its exit;
+ *   - the pipes of running processes;
+ *   - SIGCHLD through a signalfd: as PID 1 it reaps every orphan in the sandbox.
+ * A session's process runs in its own session (setsid) as the requested user; a timeout
+ * kills every process of that session, wherever it was reparented.
+ *
+ * The host treats everything this program says as untrusted, because user code running
+ * as root inside the sandbox can ptrace it. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <jansson.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "protocol.h"
+#include "syscall_filter.h"
+
+#define LISTEN_FD      3
+#define MAX_SESSIONS   256
+#define READ_CHUNK     65536
+#define USER_UID       1000
+#define USER_GID       1000
+#define DRAIN_GRACE_MS 30 /* after exit: output still buffered in the pipes */
+
+enum session_state { SESSION_READING, SESSION_RUNNING, SESSION_DONE };
+
+struct session {
+        int conn;
+        enum session_state state;
+        pid_t pid;
+        int out_fd, err_fd, in_fd;
+        long long max_output, out_bytes, err_bytes;
+        bool truncated, timed_out, exited, stdin_wanted;
+        int status;
+        long long started_ms, deadline_ms, exited_ms;
+};
+
+static struct session sessions[MAX_SESSIONS];
+static char **base_env; /* the sandbox's environment, given at create */
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void send_json(int fd, uint8_t type, json_t *obj)
+{
+        char *text = json_dumps(obj, JSON_COMPACT);
+        json_decref(obj);
+        if (text) {
+                frame_write(fd, type, text, strlen(text));
+                free(text);
+        }
+}
+
+static void send_error(int fd, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void send_error(int fd, const char *code, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        send_json(fd, FRAME_ERROR, json_pack("{s:s, s:s}", "error", msg, "code", code));
+}
+
+static void close_fd(int *fd)
+{
+        if (*fd >= 0)
+                close(*fd);
+        *fd = -1;
+}
+
+static void session_end(struct session *s)
+{
+        close_fd(&s->conn);
+        close_fd(&s->out_fd);
+        close_fd(&s->err_fd);
+        close_fd(&s->in_fd);
+        s->state = SESSION_DONE;
+}
+
+/* --- environment ------------------------------------------------------------------- */
+
+/* The command's environment: the sandbox's, then the user's defaults, then the request's. */
+static char **build_env(json_t *req_env, bool root)
+{
+        size_t n = 0, cap = 64;
+        char **env = calloc(cap, sizeof *env);
+        const char *defaults[] = {
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            "LANG=C.UTF-8",
+            "SHELL=/bin/bash",
+            root ? "HOME=/root" : "HOME=/home/user",
+            root ? "USER=root" : "USER=user",
+            root ? "LOGNAME=root" : "LOGNAME=user",
+        };
+        for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+                env[n++] = strdup(defaults[i]);
+        for (char **e = base_env; e && *e && n + 1 < cap; e++)
+                env[n++] = strdup(*e);
+        const char *k;
+        json_t *v;
+        json_object_foreach(req_env, k, v)
+        {
+                if (!json_is_string(v) || n + 2 >= cap)
+                        continue;
+                char *kv;
+                if (asprintf(&kv, "%s=%s", k, json_string_value(v)) < 0)
+                        continue;
+                /* A later NAME= replaces an earlier one. */
+                size_t klen = strlen(k) + 1;
+                bool replaced = false;
+                for (size_t i = 0; i < n && !replaced; i++)
+                        if (strncmp(env[i], kv, klen) == 0) {
+                                free(env[i]);
+                                env[i] = kv;
+                                replaced = true;
+                        }
+                if (!replaced)
+                        env[n++] = kv;
+        }
+        env[n] = NULL;
+        return env;
+}
+
+/* --- starting a process -------------------------------------------------------------- */
+
+struct spawn_error {
+        int err;
+        char step[28];
+};
+
+/* In the child: become the user, wire the pipes, exec. Failures go back through errpipe. */
+static void child_exec(json_t *argv_json, char **env, const char *cwd, bool root, int in, int out, int err,
+                       int errpipe)
+{
+        struct spawn_error e = {0};
+        size_t argc = json_array_size(argv_json);
+        char **argv = calloc(argc + 1, sizeof *argv);
+        for (size_t i = 0; argv && i < argc; i++)
+                argv[i] = (char *)json_string_value(json_array_get(argv_json, i));
+        sigset_t all;
+        sigemptyset(&all);
+        sigprocmask(SIG_SETMASK, &all, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        setsid();
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(err, 2);
+        if (chdir(cwd) < 0) {
+                e.err = errno;
+                strcpy(e.step, "cwd");
+                goto fail;
+        }
+        gid_t gid = root ? 0 : USER_GID;
+        uid_t uid = root ? 0 : USER_UID;
+        if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
+                e.err = errno;
+                strcpy(e.step, "user");
+                goto fail;
+        }
+        umask(022);
+        execvpe(argv[0], argv, env);
+        e.err = errno;
+        strcpy(e.step, "exec");
+fail:
+        if (write(errpipe, &e, sizeof e) < 0)
+                _exit(127);
+        _exit(127);
+}
+
+static int session_start(struct session *s, json_t *req)
+{
+        json_t *argv = json_object_get(req, "argv");
+        if (!json_is_array(argv) || json_array_size(argv) == 0) {
+                send_error(s->conn, "bad_request", "argv must be a non-empty array of strings");
+                return -EINVAL;
+        }
+        for (size_t i = 0; i < json_array_size(argv); i++)
+                if (!json_is_string(json_array_get(argv, i))) {
+                        send_error(s->conn, "bad_request", "argv must hold only strings");
+                        return -EINVAL;
+                }
+        const char *user = json_string_value(json_object_get(req, "user"));
+        bool root = user && strcmp(user, "root") == 0;
+        const char *cwd = json_string_value(json_object_get(req, "cwd"));
+        if (!cwd)
+                cwd = root ? "/root" : "/home/user";
+        s->max_output = json_integer_value(json_object_get(req, "max_output"));
+        if (s->max_output <= 0)
+                s->max_output = 1 << 20;
+        long long timeout = json_integer_value(json_object_get(req, "timeout_ms"));
+        s->stdin_wanted = json_is_true(json_object_get(req, "stdin"));
+
+        int in[2], out[2], err[2], ep[2];
+        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
+            pipe2(ep, O_CLOEXEC) < 0) {
+                send_error(s->conn, "internal", "pipe: %s", strerror(errno));
+                return -errno;
+        }
+        char **env = build_env(json_object_get(req, "env"), root);
+        pid_t pid = fork();
+        if (pid == 0) {
+                close(LISTEN_FD);
+                child_exec(argv, env, cwd, root, in[0], out[1], err[1], ep[1]);
+        }
+        for (char **e = env; *e; e++)
+                free(*e);
+        free(env);
+        close(in[0]);
+        close(out[1]);
+        close(err[1]);
+        close(ep[1]);
+        struct spawn_error se;
+        ssize_t got = pid > 0 ? read(ep[0], &se, sizeof se) : -1;
+        close(ep[0]);
+        if (pid < 0 || got == (ssize_t)sizeof se) {
+                const char *code = got == (ssize_t)sizeof se && strcmp(se.step, "cwd") == 0    ? "bad_cwd"
+                                   : got == (ssize_t)sizeof se && strcmp(se.step, "exec") == 0 ? "bad_command"
+                                                                                               : "internal";
+                send_error(s->conn, code, "%s: %s", pid < 0 ? "fork" : se.step,
+                           strerror(pid < 0 ? errno : se.err));
+                close(in[1]);
+                close(out[0]);
+                close(err[0]);
+                return -EINVAL; /* the child, if any, has exited and is reaped as an orphan */
+        }
+        s->pid = pid;
+        s->in_fd = in[1];
+        s->out_fd = out[0];
+        s->err_fd = err[0];
+        fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
+        fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
+        if (!s->stdin_wanted)
+                close_fd(&s->in_fd);
+        s->started_ms = now_ms();
+        s->deadline_ms = timeout > 0 ? s->started_ms + timeout : 0;
+        s->state = SESSION_RUNNING;
+        send_json(s->conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)pid));
+        return 0;
+}
+
+/* --- requests that run nothing ------------------------------------------------------- */
+
+static void answer_ping(struct session *s)
+{
+        send_json(s->conn, FRAME_RESULT, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
+        session_end(s);
+}
+
+static void handle_request(struct session *s, struct frame *f)
+{
+        json_error_t jerr;
+        json_t *req = json_loads(f->payload, 0, &jerr);
+        const char *op = json_string_value(json_object_get(req, "op"));
+        if (!op) {
+                send_error(s->conn, "bad_request", "request must be a JSON object with an op");
+                session_end(s);
+        } else if (strcmp(op, "ping") == 0) {
+                answer_ping(s);
+        } else if (strcmp(op, "exec") == 0) {
+                if (session_start(s, req) < 0)
+                        session_end(s);
+        } else {
+                send_error(s->conn, "bad_request", "unknown op '%.40s'", op);
+                session_end(s);
+        }
+        json_decref(req);
+}
+
+/* --- running sessions ---------------------------------------------------------------- */
+
+/* Reads what a pipe has; forwards it within the cap, drops the rest (and says so). */
+static void pump(struct session *s, int *fd, uint8_t type, long long *count)
+{
+        char buf[READ_CHUNK];
+        for (;;) {
+                ssize_t n = read(*fd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0 && errno == EAGAIN)
+                        return;
+                if (n <= 0) {
+                        close_fd(fd);
+                        return;
+                }
+                long long room = s->max_output - *count;
+                if (room <= 0) {
+                        s->truncated = true;
+                        continue;
+                }
+                size_t send = (size_t)n > (size_t)room ? (size_t)room : (size_t)n;
+                if (send < (size_t)n)
+                        s->truncated = true;
+                *count += (long long)send;
+                if (s->conn >= 0 && frame_write(s->conn, type, buf, send) < 0)
+                        close_fd(&s->conn); /* the host went away: keep running, stop sending */
+        }
+}
+
+/* Kills every process in the session the command started, wherever it was reparented:
+ * setsid() leaders and their children share the session id. */
+static void kill_session(pid_t sid)
+{
+        kill(-sid, SIGKILL);
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                pid_t pid = (pid_t)atoi(e->d_name);
+                if (pid <= 1)
+                        continue;
+                if (getsid(pid) == sid)
+                        kill(pid, SIGKILL);
+        }
+        if (d)
+                closedir(d);
+}
+
+static void session_finish(struct session *s)
+{
+        json_t *exit = json_pack("{s:b, s:b, s:I}", "timed_out", s->timed_out, "truncated", s->truncated,
+                                 "duration_ms", (json_int_t)(s->exited_ms - s->started_ms));
+        if (WIFEXITED(s->status))
+                json_object_set_new(exit, "exit_code", json_integer(WEXITSTATUS(s->status)));
+        else if (WIFSIGNALED(s->status)) {
+                json_object_set_new(exit, "exit_code", json_integer(128 + WTERMSIG(s->status)));
+                json_object_set_new(exit, "signal", json_integer(WTERMSIG(s->status)));
+        }
+        if (s->conn >= 0)
+                send_json(s->conn, FRAME_EXIT, exit);
+        else
+                json_decref(exit);
+        session_end(s);
+}
+
+static void reap(void)
+{
+        int status;
+        pid_t pid;
+        while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                for (int i = 0; i < MAX_SESSIONS; i++) {
+                        struct session *s = &sessions[i];
+                        if (s->state == SESSION_RUNNING && s->pid == pid) {
+                                s->exited = true;
+                                s->status = status;
+                                s->exited_ms = now_ms();
+                        }
+                }
+        }
+}
+
+static void read_host(struct session *s)
+{
+        struct frame f;
+        int r = frame_read(s->conn, &f, FRAME_MAX_PAYLOAD, 1000);
+        if (r <= 0) {
+                if (s->state == SESSION_READING)
+                        session_end(s);
+                else
+                        close_fd(&s->conn); /* the process keeps running; its output is dropped */
+                return;
+        }
+        if (s->state == SESSION_READING && f.type == FRAME_REQUEST) {
+                handle_request(s, &f);
+        } else if (s->state == SESSION_RUNNING && f.type == FRAME_STDIN && s->in_fd >= 0) {
+                size_t done = 0;
+                while (done < f.len) {
+                        ssize_t w = write(s->in_fd, f.payload + done, f.len - done);
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w <= 0)
+                                break;
+                        done += (size_t)w;
+                }
+        } else if (s->state == SESSION_RUNNING && f.type == FRAME_STDIN_EOF) {
+                close_fd(&s->in_fd);
+        }
+        frame_clear(&f);
+}
+
+static void accept_one(void)
+{
+        int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+                return;
+        for (int i = 0; i < MAX_SESSIONS; i++)
+                if (sessions[i].state == SESSION_DONE) {
+                        sessions[i] = (struct session){
+                            .conn = fd, .state = SESSION_READING, .out_fd = -1, .err_fd = -1, .in_fd = -1};
+                        return;
+                }
+        send_error(fd, "busy", "too many sessions in this sandbox at once");
+        close(fd);
+}
+
+/* Timeouts, and sessions whose process has exited and whose pipes are drained (or whose
+ * grace for output still in the pipes has passed: a background child may hold them). */
+static void check_sessions(void)
+{
+        long long now = now_ms();
+        for (int i = 0; i < MAX_SESSIONS; i++) {
+                struct session *s = &sessions[i];
+                if (s->state != SESSION_RUNNING)
+                        continue;
+                if (!s->exited && s->deadline_ms && now >= s->deadline_ms) {
+                        s->timed_out = true;
+                        kill_session(s->pid);
+                }
+                bool drained = s->out_fd < 0 && s->err_fd < 0;
+                if (s->exited && (drained || now - s->exited_ms >= DRAIN_GRACE_MS)) {
+                        if (s->out_fd >= 0)
+                                pump(s, &s->out_fd, FRAME_STDOUT, &s->out_bytes);
+                        if (s->err_fd >= 0)
+                                pump(s, &s->err_fd, FRAME_STDERR, &s->err_bytes);
+                        session_finish(s);
+                }
+        }
+}
+
+/* How long poll may sleep: until the nearest timeout or drain grace; forever when idle, so
+ * an idle sandbox costs no wakeups. */
+static int next_wakeup_ms(void)
+{
+        long long now = now_ms(), next = -1;
+        for (int i = 0; i < MAX_SESSIONS; i++) {
+                struct session *s = &sessions[i];
+                if (s->state != SESSION_RUNNING)
+                        continue;
+                long long at = s->exited ? s->exited_ms + DRAIN_GRACE_MS : s->deadline_ms;
+                if (at && (next < 0 || at < next))
+                        next = at;
+        }
+        if (next < 0)
+                return -1;
+        return next <= now ? 0 : (int)(next - now);
+}
+
+static int setup(int argc, char **argv)
+{
+        (void)argc;
+        (void)argv;
+        for (int i = 0; i < MAX_SESSIONS; i++)
+                sessions[i] = (struct session){
+                    .conn = -1, .state = SESSION_DONE, .out_fd = -1, .err_fd = -1, .in_fd = -1};
+        /* The sandbox's own environment arrives as ours; commands get it, init keeps a copy. */
+        extern char **environ;
+        base_env = environ;
+        signal(SIGPIPE, SIG_IGN);
+        struct seccomp_program prog;
+        char err[SECCOMP_ERR_MAX];
+        if (seccomp_program_build(&prog, err) < 0) {
+                fprintf(stderr, "warren-init: %s\n", err);
+                return -1;
+        }
+        /* From here on, every process in the sandbox runs under the filter. */
+        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || seccomp_program_load(&prog) < 0) {
+                fprintf(stderr, "warren-init: load seccomp filter: %s\n", strerror(errno));
+                return -1;
+        }
+        seccomp_program_free(&prog);
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        if (getpid() != 1 || setup(argc, argv) < 0)
+                return 1;
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+        struct pollfd pfd[2 + 3 * MAX_SESSIONS];
+        for (;;) {
+                int n = 0;
+                pfd[n++] = (struct pollfd){.fd = LISTEN_FD, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+                for (int i = 0; i < MAX_SESSIONS; i++) {
+                        struct session *s = &sessions[i];
+                        if (s->state == SESSION_DONE)
+                                continue;
+                        pfd[n++] = (struct pollfd){.fd = s->conn, .events = POLLIN};
+                        pfd[n++] = (struct pollfd){.fd = s->out_fd, .events = POLLIN};
+                        pfd[n++] = (struct pollfd){.fd = s->err_fd, .events = POLLIN};
+                }
+                poll(pfd, (nfds_t)n, next_wakeup_ms());
+                if (pfd[0].revents)
+                        accept_one();
+                if (pfd[1].revents) {
+                        struct signalfd_siginfo si;
+                        while (read(sfd, &si, sizeof si) > 0)
+                                ;
+                }
+                reap();
+                for (int i = 0; i < MAX_SESSIONS; i++) {
+                        struct session *s = &sessions[i];
+                        if (s->state == SESSION_DONE)
+                                continue;
+                        if (s->out_fd >= 0)
+                                pump(s, &s->out_fd, FRAME_STDOUT, &s->out_bytes);
+                        if (s->err_fd >= 0)
+                                pump(s, &s->err_fd, FRAME_STDERR, &s->err_bytes);
+                        struct pollfd p = {.fd = s->conn, .events = POLLIN};
+                        if (s->conn >= 0 && poll(&p, 1, 0) > 0)
+                                read_host(s);
+                }
+                check_sessions();
+        }
+}

@@ -1,0 +1,537 @@
+/* The sandbox launcher. The order of steps is the point of this file:
+ *
+ *   parent                              child (PID 1 of new mount/pid/net/ipc/uts namespaces)
+ *   ------                              -----
+ *   bind agent socket, open init binary
+ *   clone ------------------------------> waits for "attached"
+ *   put child in its cgroup, "attached" -> unshare cgroup ns; mounts; hostname; lo up;
+ *                                         rlimits; pivot_root; unshare user ns; "userns"
+ *   write uid_map/gid_map, "mapped" ----> become root inside; execveat warren-init
+ *   sync socket closes on exec (CLOEXEC), or carries (errno, step) on failure
+ *
+ * Between clone and execveat the child calls no malloc and no stdio (the parent is a
+ * threaded worker: another thread may hold the allocator's lock); every path and mount
+ * option it needs is prepared before clone, in struct child_plan. */
+#include "launch.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <linux/sched.h>
+#include <net/if.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cleanup.h"
+
+#define P PATH_MAX
+
+/* A mount step, described as data (bubblewrap's way): what, where, and the step's name for
+ * the error a failure reports. */
+enum op_kind { OP_MOUNT, OP_MKDIR, OP_TOUCH, OP_SYMLINK, OP_CHOWN_BASE, OP_OPTIONAL_MOUNT };
+
+struct op {
+        enum op_kind kind;
+        const char *src; /* mount source, symlink target */
+        char dst[P];
+        const char *fstype;
+        unsigned long flags;
+        char data[P + 64]; /* mount options */
+        const char *step;
+};
+
+#define MAX_OPS 64
+
+struct child_plan {
+        struct op ops[MAX_OPS];
+        int nops;
+        char root[P];
+        const char *hostname;
+        long long disk_bytes;
+        int sync_fd, listen_fd, init_fd;
+        char *const *env;
+};
+
+struct child_report {
+        int err;
+        char step[40];
+};
+
+/* --- the child ----------------------------------------------------------------------- */
+
+static void child_fail(int fd, int err, const char *step)
+{
+        struct child_report r = {.err = err};
+        size_t n = strlen(step);
+        memcpy(r.step, step, n < sizeof r.step - 1 ? n : sizeof r.step - 1);
+        if (write(fd, &r, sizeof r) < 0)
+                _exit(1);
+        _exit(1);
+}
+
+static int sync_wait(int fd, char expect)
+{
+        char c;
+        ssize_t n;
+        do
+                n = read(fd, &c, 1);
+        while (n < 0 && errno == EINTR);
+        return n == 1 && c == expect ? 0 : -EPIPE;
+}
+
+static int run_op(const struct op *op, unsigned base)
+{
+        int fd;
+        switch (op->kind) {
+        case OP_MOUNT:
+        case OP_OPTIONAL_MOUNT:
+                if (mount(op->src, op->dst, op->fstype, op->flags, op->data[0] ? op->data : NULL) == 0)
+                        return 0;
+                return op->kind == OP_OPTIONAL_MOUNT && errno == ENOENT ? 0 : -errno;
+        case OP_MKDIR:
+                return mkdir(op->dst, (mode_t)op->flags) == 0 || errno == EEXIST ? 0 : -errno;
+        case OP_TOUCH:
+                fd = open(op->dst, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return -errno;
+                close(fd);
+                return 0;
+        case OP_SYMLINK:
+                return symlink(op->src, op->dst) == 0 || errno == EEXIST ? 0 : -errno;
+        case OP_CHOWN_BASE:
+                return chown(op->dst, base, base) == 0 ? 0 : -errno;
+        }
+        return -EINVAL;
+}
+
+static int loopback_up(void)
+{
+        int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        struct ifreq ifr = {0};
+        memcpy(ifr.ifr_name, "lo", 3);
+        int r = ioctl(fd, SIOCGIFFLAGS, &ifr);
+        if (r == 0) {
+                ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+                r = ioctl(fd, SIOCSIFFLAGS, &ifr);
+        }
+        r = r < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
+static void set_rlimits(long long disk_bytes)
+{
+        /* A file may not outgrow the disk, but the tmpfs says so first (ENOSPC, which programs
+         * handle) rather than SIGXFSZ. */
+        rlim_t max_file = (rlim_t)disk_bytes + (64u << 20);
+        struct rlimit core = {0, 0}, nofile, fsize = {max_file, max_file};
+        setrlimit(RLIMIT_CORE, &core);
+        setrlimit(RLIMIT_FSIZE, &fsize);
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0) {
+                nofile.rlim_cur = nofile.rlim_max < 65536 ? nofile.rlim_max : 65536;
+                nofile.rlim_max = nofile.rlim_cur;
+                setrlimit(RLIMIT_NOFILE, &nofile);
+        }
+}
+
+struct child_args {
+        struct child_plan *plan;
+        unsigned base;
+};
+
+static int child_main(void *arg)
+{
+        struct child_args *a = arg;
+        struct child_plan *p = a->plan;
+        int fd = p->sync_fd;
+        if (sync_wait(fd, 'a') < 0)
+                child_fail(fd, EPIPE, "wait for cgroup");
+        /* Now in its cgroup: that cgroup becomes the root of what the sandbox sees. */
+        if (unshare(CLONE_NEWCGROUP) < 0)
+                child_fail(fd, errno, "unshare cgroup namespace");
+        for (int i = 0; i < p->nops; i++) {
+                int r = run_op(&p->ops[i], a->base);
+                if (r < 0)
+                        child_fail(fd, -r, p->ops[i].step);
+        }
+        if (sethostname(p->hostname, strlen(p->hostname)) < 0)
+                child_fail(fd, errno, "set hostname");
+        int r = loopback_up();
+        if (r < 0)
+                child_fail(fd, -r, "bring up loopback");
+        set_rlimits(p->disk_bytes);
+        /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
+         * only the sandbox's tree (crun's way, with no directory to create). */
+        if (chdir(p->root) < 0)
+                child_fail(fd, errno, "chdir to new root");
+        if (syscall(SYS_pivot_root, ".", ".") < 0)
+                child_fail(fd, errno, "pivot_root");
+        if (umount2(".", MNT_DETACH) < 0)
+                child_fail(fd, errno, "detach old root");
+        if (chdir("/") < 0)
+                child_fail(fd, errno, "chdir /");
+        /* Last: the user namespace. It owns none of the namespaces above. */
+        if (unshare(CLONE_NEWUSER) < 0)
+                child_fail(fd, errno, "unshare user namespace");
+        if (write(fd, "u", 1) != 1 || sync_wait(fd, 'm') < 0)
+                child_fail(fd, EPIPE, "wait for uid map");
+        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
+                child_fail(fd, errno, "become root of the user namespace");
+        if (dup2(p->listen_fd, 3) < 0)
+                child_fail(fd, errno, "pass agent socket");
+        /* Every descriptor but 0-3 and the sync socket (CLOEXEC) must not reach the sandbox. */
+        for (int i = 4; i < 1024; i++)
+                if (i != fd && i != p->init_fd)
+                        close(i);
+        /* The agent writes nothing; its stderr stays warrend's log only in sanitizer builds,
+         * where a report must reach the tests. Otherwise user code, which can ptrace the
+         * agent, could write into the host's log through it. */
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+                dup2(devnull, 0);
+                dup2(devnull, 1);
+#ifndef __SANITIZE_ADDRESS__
+                dup2(devnull, 2);
+#endif
+        }
+        char *argv[] = {"warren-init", NULL};
+        syscall(SYS_execveat, p->init_fd, "", argv, p->env, AT_EMPTY_PATH);
+        child_fail(fd, errno, "exec warren-init");
+        return 1;
+}
+
+/* --- the plan ------------------------------------------------------------------------ */
+
+struct plan_builder {
+        struct child_plan *p;
+        bool overflow;
+};
+
+static struct op *add(struct plan_builder *b, enum op_kind kind, const char *step)
+{
+        static struct op spare; /* absorbs steps past MAX_OPS; the plan is then refused */
+        if (b->p->nops >= MAX_OPS) {
+                b->overflow = true;
+                return &spare;
+        }
+        struct op *op = &b->p->ops[b->p->nops++];
+        *op = (struct op){.kind = kind, .step = step};
+        return op;
+}
+
+/* A mount at a host path (before pivot_root, every target is one). */
+static struct op *mount_at(struct plan_builder *b, const char *src, const char *host_path, const char *fstype,
+                           unsigned long flags, const char *data, const char *step)
+{
+        struct op *op = add(b, OP_MOUNT, step);
+        op->src = src;
+        snprintf(op->dst, P, "%s", host_path);
+        op->fstype = fstype;
+        op->flags = flags;
+        snprintf(op->data, sizeof op->data, "%s", data ? data : "");
+        return op;
+}
+
+/* A mount at a path inside the sandbox's root. */
+static struct op *mount_in(struct plan_builder *b, const char *src, const char *in_root, const char *fstype,
+                           unsigned long flags, const char *data, const char *step)
+{
+        char path[P];
+        snprintf(path, sizeof path, "%s%s", b->p->root, in_root);
+        return mount_at(b, src, path, fstype, flags, data, step);
+}
+
+static void path_in(struct plan_builder *b, enum op_kind kind, const char *in_root, unsigned long mode,
+                    const char *src, const char *step)
+{
+        struct op *op = add(b, kind, step);
+        snprintf(op->dst, P, "%s%s", b->p->root, in_root);
+        op->flags = mode;
+        op->src = src;
+}
+
+/* Hides a /proc file by binding /dev/null over it (absent files are skipped). */
+static void mask_file(struct plan_builder *b, const char *in_root, const char *step)
+{
+        mount_in(b, "/dev/null", in_root, NULL, MS_BIND, NULL, step)->kind = OP_OPTIONAL_MOUNT;
+}
+
+/* Makes a directory read-only: bind it onto itself, then remount that bind read-only. */
+static void read_only_dir(struct plan_builder *b, const char *in_root, const char *step)
+{
+        struct op *op = mount_in(b, NULL, in_root, NULL, MS_BIND | MS_REC, NULL, step);
+        op->kind = OP_OPTIONAL_MOUNT;
+        op->src = op->dst;
+        mount_in(b, NULL, in_root, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 NULL, step)
+            ->kind = OP_OPTIONAL_MOUNT;
+}
+
+static int build_plan(const struct launch_spec *s, struct child_plan *p, char err[LAUNCH_ERR_MAX])
+{
+        struct plan_builder b = {.p = p};
+        char disk[P], upper[P], work[P], lower_opts[3 * P];
+        snprintf(p->root, P, "%s/root", s->sandbox_dir);
+        snprintf(disk, P, "%s/disk", s->sandbox_dir);
+        snprintf(upper, P, "%s/disk/upper", s->sandbox_dir);
+        snprintf(work, P, "%s/disk/work", s->sandbox_dir);
+        int n = snprintf(lower_opts, sizeof lower_opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->template_dir,
+                         upper, work);
+        if (n >= (int)sizeof(p->ops[0].data)) {
+                snprintf(err, LAUNCH_ERR_MAX, "sandbox paths are too long");
+                return -ENAMETOOLONG;
+        }
+        char tmpfs_opts[64];
+        /* Inodes are bounded too (1024 per MiB), so creating files cannot eat the host's memory. */
+        snprintf(tmpfs_opts, sizeof tmpfs_opts, "size=%lld,nr_inodes=%lld,mode=0755", s->disk_bytes,
+                 (s->disk_bytes >> 20) * 1024);
+
+        /* Nothing done here may propagate back to the host. */
+        mount_at(&b, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, "make mounts private");
+        /* The writable layer lives on a tmpfs of the sandbox's disk size: ENOSPC inside. */
+        mount_at(&b, "tmpfs", disk, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts, "mount disk tmpfs");
+        struct op *op = add(&b, OP_MKDIR, "create upper layer");
+        snprintf(op->dst, P, "%s", upper);
+        op->flags = 0755;
+        op = add(&b, OP_CHOWN_BASE, "chown upper layer");
+        snprintf(op->dst, P, "%s", upper);
+        op = add(&b, OP_MKDIR, "create work dir");
+        snprintf(op->dst, P, "%s", work);
+        op->flags = 0700;
+        mount_at(&b, "overlay", p->root, "overlay", MS_NOSUID | MS_NODEV, lower_opts, "mount overlay root");
+        /* The host's programs, read-only and without setuid. */
+        mount_in(&b, "/usr", "/usr", NULL, MS_BIND | MS_REC, NULL, "bind /usr");
+        mount_in(&b, NULL, "/usr", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL,
+                 "make /usr read-only");
+        /* /proc of the new pid namespace, with the host-revealing files masked. */
+        mount_in(&b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
+        mask_file(&b, "/proc/kcore", "mask /proc/kcore");
+        mask_file(&b, "/proc/keys", "mask /proc/keys");
+        mask_file(&b, "/proc/timer_list", "mask /proc/timer_list");
+        mask_file(&b, "/proc/sysrq-trigger", "mask /proc/sysrq-trigger");
+        mask_file(&b, "/proc/latency_stats", "mask /proc/latency_stats");
+        read_only_dir(&b, "/proc/sys", "make /proc/sys read-only");
+        read_only_dir(&b, "/proc/bus", "make /proc/bus read-only");
+        read_only_dir(&b, "/proc/fs", "make /proc/fs read-only");
+        read_only_dir(&b, "/proc/irq", "make /proc/irq read-only");
+        mount_in(&b, "sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+                 "mount /sys");
+        /* A minimal /dev: a few host device nodes bound in, its own ptys and shared memory. */
+        mount_in(&b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536", "mount /dev");
+        static const char *const devices[] = {"/dev/null",   "/dev/zero",    "/dev/full",
+                                              "/dev/random", "/dev/urandom", "/dev/tty"};
+        for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
+                path_in(&b, OP_TOUCH, devices[i], 0, NULL, "create device node");
+                mount_in(&b, devices[i], devices[i], NULL, MS_BIND, NULL, "bind device node");
+        }
+        path_in(&b, OP_MKDIR, "/dev/pts", 0755, NULL, "create /dev/pts");
+        mount_in(&b, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+                 "newinstance,ptmxmode=0666,mode=0620", "mount /dev/pts");
+        path_in(&b, OP_SYMLINK, "/dev/ptmx", 0, "pts/ptmx", "link /dev/ptmx");
+        path_in(&b, OP_MKDIR, "/dev/shm", 01777, NULL, "create /dev/shm");
+        mount_in(&b, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=67108864",
+                 "mount /dev/shm");
+        path_in(&b, OP_SYMLINK, "/dev/fd", 0, "/proc/self/fd", "link /dev/fd");
+        path_in(&b, OP_SYMLINK, "/dev/stdin", 0, "/proc/self/fd/0", "link /dev/stdin");
+        path_in(&b, OP_SYMLINK, "/dev/stdout", 0, "/proc/self/fd/1", "link /dev/stdout");
+        path_in(&b, OP_SYMLINK, "/dev/stderr", 0, "/proc/self/fd/2", "link /dev/stderr");
+        if (b.overflow) {
+                snprintf(err, LAUNCH_ERR_MAX, "too many mount steps for MAX_OPS");
+                return -E2BIG;
+        }
+        return 0;
+}
+
+/* --- the parent ---------------------------------------------------------------------- */
+
+/* The agent's listening socket is bound here, by root, in the sandbox's host directory: it
+ * never appears inside the sandbox, and only root on the host may connect to it. */
+static int agent_socket_bind(const char *dir, int *ret_fd, char err[LAUNCH_ERR_MAX])
+{
+        struct sockaddr_un addr = {.sun_family = AF_UNIX};
+        if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/agent.sock", dir) >=
+            sizeof addr.sun_path) {
+                snprintf(err, LAUNCH_ERR_MAX, "sandbox directory path is too long for a unix socket");
+                return -ENAMETOOLONG;
+        }
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        unlink(addr.sun_path);
+        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(addr.sun_path, 0600) < 0 ||
+            listen(fd, 64) < 0) {
+                int r = -errno;
+                snprintf(err, LAUNCH_ERR_MAX, "bind agent socket: %s", strerror(errno));
+                return r;
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+/* Waits for the child's next message: one byte of progress, a failure report, or EOF (the
+ * sync socket is CLOEXEC, so EOF means warren-init was exec'd). */
+static int read_child(int fd, char *ret_byte, char err[LAUNCH_ERR_MAX])
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r = poll(&p, 1, 10000);
+        if (r <= 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "sandbox setup did not answer within 10 s");
+                return -ETIMEDOUT;
+        }
+        struct child_report rep;
+        ssize_t n = read(fd, &rep, sizeof rep);
+        if (n == 0) {
+                *ret_byte = 0;
+                return 0;
+        }
+        if (n == 1) {
+                *ret_byte = *(char *)&rep;
+                return 0;
+        }
+        if (n == (ssize_t)sizeof rep) {
+                rep.step[sizeof rep.step - 1] = 0;
+                snprintf(err, LAUNCH_ERR_MAX, "%s: %s", rep.step, strerror(rep.err));
+                return -rep.err;
+        }
+        snprintf(err, LAUNCH_ERR_MAX, "sandbox setup: unexpected message");
+        return -EPROTO;
+}
+
+static int write_id_map(pid_t pid, const char *which, unsigned base, char err[LAUNCH_ERR_MAX])
+{
+        char path[64], map[64];
+        snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, which);
+        int len = snprintf(map, sizeof map, "0 %u 65536\n", base);
+        _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, map, (size_t)len) != len) {
+                int r = -errno;
+                snprintf(err, LAUNCH_ERR_MAX, "write %s: %s", path, strerror(errno));
+                return r;
+        }
+        return 0;
+}
+
+/* Drives the child through its steps once it runs; see the table at the top. */
+static int supervise_child(const struct launch_spec *s, pid_t pid, int fd, char err[LAUNCH_ERR_MAX])
+{
+        char cgerr[CGROUP_ERR_MAX];
+        int r = cgroup_attach(s->cgroup, pid, cgerr);
+        if (r < 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "%s", cgerr);
+                return r;
+        }
+        if (write(fd, "a", 1) != 1)
+                return -errno;
+        char b;
+        r = read_child(fd, &b, err);
+        if (r < 0)
+                return r;
+        if (b != 'u') {
+                snprintf(err, LAUNCH_ERR_MAX, "sandbox setup ended before its user namespace");
+                return -EPROTO;
+        }
+        if ((r = write_id_map(pid, "uid_map", s->uid_base, err)) < 0 ||
+            (r = write_id_map(pid, "gid_map", s->uid_base, err)) < 0)
+                return r;
+        if (write(fd, "m", 1) != 1)
+                return -errno;
+        r = read_child(fd, &b, err);
+        if (r < 0)
+                return r;
+        if (b != 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "sandbox setup: unexpected message");
+                return -EPROTO;
+        }
+        return 0;
+}
+
+static int make_dirs(const char *dir, char err[LAUNCH_ERR_MAX])
+{
+        char path[P];
+        const char *subs[] = {"", "/root", "/disk"};
+        for (size_t i = 0; i < ELEMENTSOF(subs); i++) {
+                snprintf(path, sizeof path, "%s%s", dir, subs[i]);
+                if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+                        int r = -errno;
+                        snprintf(err, LAUNCH_ERR_MAX, "create %.200s: %s", path, strerror(errno));
+                        return r;
+                }
+        }
+        return 0;
+}
+
+int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_ERR_MAX])
+{
+        _cleanup_free_ struct child_plan *plan = calloc(1, sizeof *plan);
+        if (!plan)
+                return -ENOMEM;
+        int r = make_dirs(s->sandbox_dir, err);
+        if (r < 0 || (r = build_plan(s, plan, err)) < 0)
+                return r;
+        _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1;
+        if ((r = agent_socket_bind(s->sandbox_dir, &listen_fd, err)) < 0)
+                return r;
+        init_fd = open(s->init_path, O_PATH | O_CLOEXEC);
+        if (init_fd < 0) {
+                r = -errno;
+                snprintf(err, LAUNCH_ERR_MAX, "open %.200s: %s", s->init_path, strerror(errno));
+                return r;
+        }
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+                return -errno;
+        parent_end = sv[0];
+        child_end = sv[1];
+        plan->hostname = s->id;
+        plan->disk_bytes = s->disk_bytes;
+        plan->sync_fd = child_end;
+        plan->listen_fd = listen_fd;
+        plan->init_fd = init_fd;
+        plan->env = s->env;
+
+        const size_t stack_size = 256 * 1024;
+        void *stack =
+            mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED)
+                return -errno;
+        struct child_args args = {.plan = plan, .base = s->uid_base};
+        /* CLONE_PARENT: the sandbox is the master's child, not this worker's, so it outlives
+         * any worker and its exit is reaped by the master. */
+        pid_t pid = clone(child_main, (char *)stack + stack_size,
+                          CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
+                              CLONE_PARENT | SIGCHLD,
+                          &args);
+        int clone_errno = errno;
+        munmap(stack, stack_size); /* the child has its own copy: no CLONE_VM */
+        if (pid < 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "clone sandbox: %s", strerror(clone_errno));
+                return -clone_errno;
+        }
+        closep(&child_end);
+        child_end = -1;
+        r = supervise_child(s, pid, parent_end, err);
+        if (r < 0) {
+                kill(pid, SIGKILL); /* PID 1 of its namespace: everything in it dies with it */
+                return r;
+        }
+        *ret_pid = pid;
+        return 0;
+}

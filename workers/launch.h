@@ -1,0 +1,31 @@
+/* Launching a sandbox's runtime: namespaces, mounts, user namespace and warren-init.
+ *
+ * The child is cloned as real root into new mount, pid, net, ipc and uts namespaces, so
+ * that it can build the whole root (overlay on a size-limited tmpfs, /usr read-only, /proc
+ * masked, a minimal /dev) with no help from inside; those mounts exist only in its mount
+ * namespace and vanish with its last process. Only then does it enter a new user namespace
+ * (root inside = uid_base outside) and a cgroup namespace, and exec warren-init. The
+ * namespaces it lives in are owned by the host's user namespace, so root inside can mount
+ * nothing and configure no interface. */
+#pragma once
+
+#include <sys/types.h>
+
+#include "cgroup.h"
+
+#define LAUNCH_ERR_MAX 256
+
+struct launch_spec {
+        const char *id;           /* also the hostname */
+        const char *sandbox_dir;  /* <state>/sandboxes/<id>: root/, disk/, agent.sock */
+        const char *template_dir; /* read-only lower layer of the root */
+        const char *init_path;    /* the warren-init binary on the host */
+        long long disk_bytes;     /* size of the tmpfs holding the writable layer */
+        unsigned uid_base;        /* host uid of root inside; 65536 ids are mapped */
+        char *const *env;         /* the sandbox's environment (NAME=value), NULL-terminated */
+        struct cgroup *cgroup;    /* the child joins it before anything runs */
+};
+
+/* Starts the sandbox and returns once warren-init has been exec'd. On failure nothing of the
+ * child is left running; err says which step failed and why. */
+int sandbox_launch(const struct launch_spec *spec, pid_t *ret_pid, char err[LAUNCH_ERR_MAX]);

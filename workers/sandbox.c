@@ -1,0 +1,678 @@
+/* Sandbox lifecycle. The runtime (launch.c, cgroup.c, warren-init) does the isolating; this
+ * file keeps the books: quotas, node capacity, the Redis record and indexes, and rollback
+ * when a create fails half-way, so that nothing is left behind whatever step fails. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cgroup.h"
+#include "cleanup.h"
+#include "ids.h"
+#include "keys.h"
+#include "launch.h"
+#include "quota.h"
+
+struct record {
+        char id[SANDBOX_ID_MAX], key_id[KEY_ID_MAX], node_id[64], status[16], image[64];
+        long long created_at, end_at, cpu_millis, memory_mb, disk_mb, pid, paused_at, paused_ms, remaining_ms;
+        bool auto_resume;
+        char metadata[8192];
+};
+
+static long long now_ms(void)
+{
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sandbox_dir(struct sandbox_ctx *sc, const char *id, char *buf, size_t size)
+{
+        snprintf(buf, size, "%.3000s/sandboxes/%.31s", sc->cfg->state_dir, id);
+}
+
+static void agent_path(struct sandbox_ctx *sc, const char *id, char *buf, size_t size)
+{
+        snprintf(buf, size, "%.3000s/sandboxes/%.31s/agent.sock", sc->cfg->state_dir, id);
+}
+
+/* --- the record ---------------------------------------------------------------------- */
+
+static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *id, struct record *ret,
+                       char err[SANDBOX_ERR_MAX])
+{
+        if (!id_is_valid(id, SANDBOX_ID_MAX - 1)) {
+                snprintf(err, SANDBOX_ERR_MAX, "no sandbox with that id");
+                return -ENOENT;
+        }
+        _cleanup_reply_ redisReply *r = NULL;
+        int rc = redis_client_cmd(sc->redis, &r, err, "HGETALL sandbox:%s", id);
+        if (rc < 0)
+                return rc;
+        struct record rec = {0};
+        for (size_t i = 0; i + 1 < r->elements; i += 2) {
+                const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
+                long long n = strtoll(v, NULL, 10);
+#define S(name) else if (!strcmp(f, #name)) snprintf(rec.name, sizeof rec.name, "%s", v)
+#define N(name) else if (!strcmp(f, #name)) rec.name = n
+                if (0) {
+                }
+                S(id);
+                S(key_id);
+                S(node_id);
+                S(status);
+                S(image);
+                S(metadata);
+                N(created_at);
+                N(end_at);
+                N(cpu_millis);
+                N(memory_mb);
+                N(disk_mb);
+                N(pid);
+                N(paused_at);
+                N(paused_ms);
+                N(remaining_ms);
+                else if (!strcmp(f, "auto_resume")) rec.auto_resume = n != 0;
+#undef S
+#undef N
+        }
+        /* Another key's sandbox is as absent as a missing one. */
+        if (!rec.id[0] || (key_id && strcmp(rec.key_id, key_id) != 0)) {
+                snprintf(err, SANDBOX_ERR_MAX, "no sandbox with id '%s'", id);
+                return -ENOENT;
+        }
+        *ret = rec;
+        return 0;
+}
+
+static json_t *iso(long long ms)
+{
+        time_t s = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        char buf[40];
+        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, sizeof buf - n, ".%03lldZ", ms % 1000);
+        return json_string(buf);
+}
+
+static json_t *record_json(const struct record *r)
+{
+        json_t *meta = json_loads(r->metadata[0] ? r->metadata : "{}", 0, NULL);
+        json_t *info = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:{s:f, s:I, s:I}, s:b}", "id", r->id,
+                                 "status", r->status, "image", r->image, "created_at", iso(r->created_at),
+                                 "node_id", r->node_id, "metadata", meta ? meta : json_object(), "limits",
+                                 "cpu", (double)r->cpu_millis / 1000.0, "memory_mb", (json_int_t)r->memory_mb,
+                                 "disk_mb", (json_int_t)r->disk_mb, "auto_resume", r->auto_resume);
+        if (info && strcmp(r->status, "paused") != 0)
+                json_object_set_new(info, "end_at", iso(r->end_at));
+        else if (info)
+                json_object_set_new(info, "end_at", json_null());
+        return info;
+}
+
+/* --- create -------------------------------------------------------------------------- */
+
+static int reserve_node_slot(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
+{
+        _cleanup_reply_ redisReply *r = NULL;
+        int rc = redis_client_cmd(sc->redis, &r, err, "INCR node:%s:sandboxes", sc->node_id);
+        if (rc < 0)
+                return rc;
+        if (r->integer <= sc->cfg->max_sandboxes_per_node)
+                return 0;
+        redisReply *d = NULL;
+        if (redis_client_cmd(sc->redis, &d, err, "DECR node:%s:sandboxes", sc->node_id) == 0)
+                freeReplyObject(d);
+        snprintf(err, SANDBOX_ERR_MAX, "this node is at capacity (%d sandboxes); try again later",
+                 sc->cfg->max_sandboxes_per_node);
+        return -EBUSY;
+}
+
+static void release_node_slot(struct sandbox_ctx *sc)
+{
+        char err[REDIS_ERR_MAX];
+        redisReply *d = NULL;
+        if (redis_client_cmd(sc->redis, &d, err, "DECR node:%s:sandboxes", sc->node_id) == 0)
+                freeReplyObject(d);
+}
+
+/* Removes the sandbox's host directory. It holds only empty mount points and the agent
+ * socket: every mount was made in the sandbox's own mount namespace. */
+static void remove_dir(struct sandbox_ctx *sc, const char *id)
+{
+        char dir[PATH_MAX], path[PATH_MAX + 16];
+        sandbox_dir(sc, id, dir, sizeof dir);
+        const char *entries[] = {"agent.sock", "root", "disk"};
+        for (size_t i = 0; i < ELEMENTSOF(entries); i++) {
+                snprintf(path, sizeof path, "%s/%s", dir, entries[i]);
+                if (unlink(path) < 0 && errno == EISDIR)
+                        rmdir(path);
+                else if (errno == EISDIR || errno == EPERM)
+                        rmdir(path);
+        }
+        rmdir(dir);
+}
+
+static char **env_array(json_t *env)
+{
+        size_t n = json_object_size(env);
+        char **arr = calloc(n + 1, sizeof *arr);
+        const char *k;
+        json_t *v;
+        size_t i = 0;
+        json_object_foreach(env, k, v)
+        {
+                if (arr && asprintf(&arr[i], "%s=%s", k, json_string_value(v)) >= 0)
+                        i++;
+        }
+        return arr;
+}
+
+static void env_free(char **arr)
+{
+        for (char **e = arr; e && *e; e++)
+                free(*e);
+        free(arr);
+}
+
+static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
+                         struct cgroup **ret_cg, pid_t *ret_pid, char err[SANDBOX_ERR_MAX])
+{
+        struct cgroup_limits lim = {
+            .memory_bytes = spec->memory_mb << 20,
+            .pids_max = sc->cfg->sandbox_max_pids,
+            .cpu_quota_us = spec->cpu_millis * 100,
+            .cpu_period_us = 100000,
+        };
+        char cgerr[CGROUP_ERR_MAX];
+        struct cgroup *cg = NULL;
+        int r = cgroup_create(id, &lim, &cg, cgerr);
+        if (r < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "%s", cgerr);
+                return r;
+        }
+        char dir[PATH_MAX], tpl[PATH_MAX];
+        sandbox_dir(sc, id, dir, sizeof dir);
+        snprintf(tpl, sizeof tpl, "%.3000s/templates/base", sc->cfg->state_dir);
+        char **env = env_array(spec->env);
+        struct launch_spec ls = {
+            .id = id,
+            .sandbox_dir = dir,
+            .template_dir = tpl,
+            .init_path = sc->cfg->init_path,
+            .disk_bytes = spec->disk_mb << 20,
+            .uid_base = (unsigned)sc->cfg->sandbox_uid_base,
+            .env = env,
+            .cgroup = cg,
+        };
+        pid_t pid;
+        char lerr[LAUNCH_ERR_MAX];
+        r = sandbox_launch(&ls, &pid, lerr);
+        env_free(env);
+        if (r < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", lerr);
+                cgroup_destroy(cg, cgerr);
+                cgroup_free(cg);
+                return r;
+        }
+        char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
+        agent_path(sc, id, sock, sizeof sock);
+        r = agent_ping(sock, 5000, aerr);
+        if (r < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", aerr);
+                cgroup_destroy(cg, cgerr);
+                cgroup_free(cg);
+                return r;
+        }
+        *ret_cg = cg;
+        *ret_pid = pid;
+        return 0;
+}
+
+static int record_store(struct sandbox_ctx *sc, const char *key_id, const char *id,
+                        const struct sandbox_spec *spec, pid_t pid, long long created,
+                        char err[SANDBOX_ERR_MAX])
+{
+        _cleanup_free_ char *meta = spec->metadata ? json_dumps(spec->metadata, JSON_COMPACT) : NULL;
+        long long end_at = created + spec->timeout_ms;
+        char buf[9][32];
+        snprintf(buf[0], 32, "%lld", created);
+        snprintf(buf[1], 32, "%lld", end_at);
+        snprintf(buf[2], 32, "%lld", spec->cpu_millis);
+        snprintf(buf[3], 32, "%lld", spec->memory_mb);
+        snprintf(buf[4], 32, "%lld", spec->disk_mb);
+        snprintf(buf[5], 32, "%d", (int)pid);
+        snprintf(buf[6], 32, "%d", spec->auto_resume ? 1 : 0);
+        char key[64];
+        snprintf(key, sizeof key, "sandbox:%s", id);
+        const char *argv[] = {"HSET",        key,       "id",        id,
+                              "key_id",      key_id,    "node_id",   sc->node_id,
+                              "status",      "running", "image",     spec->image,
+                              "created_at",  buf[0],    "end_at",    buf[1],
+                              "cpu_millis",  buf[2],    "memory_mb", buf[3],
+                              "disk_mb",     buf[4],    "pid",       buf[5],
+                              "auto_resume", buf[6],    "metadata",  meta ? meta : "{}",
+                              "paused_ms",   "0"};
+        redisReply *r = NULL;
+        int rc = redis_client_argv(sc->redis, (int)ELEMENTSOF(argv), argv, NULL, &r, err);
+        if (rc < 0)
+                return rc;
+        freeReplyObject(r);
+        if ((rc = redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:key:%s %lld %s", key_id, created,
+                                   id)) < 0)
+                return rc;
+        freeReplyObject(r);
+        if ((rc = redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s %lld %s", sc->node_id, end_at,
+                                   id)) < 0)
+                return rc;
+        freeReplyObject(r);
+        return 0;
+}
+
+int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sandbox_spec *spec,
+                   json_t **ret_info, char err[SANDBOX_ERR_MAX])
+{
+        struct quota_state q;
+        int r = quota_reserve(sc->redis, key_id, "sandboxes", 1, &q, err);
+        if (r < 0)
+                return r;
+        if (r == 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "this API key already has %lld of its %lld sandboxes", q.used,
+                         q.limit);
+                return -EDQUOT;
+        }
+        char id[SANDBOX_ID_MAX], qerr[REDIS_ERR_MAX];
+        struct cgroup *cg = NULL;
+        pid_t pid = 0;
+        if ((r = reserve_node_slot(sc, err)) < 0)
+                goto release_quota;
+        if ((r = id_random("", 20, id, sizeof id)) < 0)
+                goto release_slot;
+        long long created = now_ms();
+        if ((r = start_runtime(sc, id, spec, &cg, &pid, err)) < 0)
+                goto remove;
+        if ((r = record_store(sc, key_id, id, spec, pid, created, err)) < 0)
+                goto destroy;
+        cgroup_free(cg);
+        return sandbox_get(sc, key_id, id, ret_info, err);
+
+destroy:; /* rollback, in reverse order of what was made */
+        char cgerr[CGROUP_ERR_MAX];
+        cgroup_destroy(cg, cgerr);
+        cgroup_free(cg);
+remove:
+        remove_dir(sc, id);
+release_slot:
+        release_node_slot(sc);
+release_quota:
+        quota_release(sc->redis, key_id, "sandboxes", 1, qerr);
+        return r;
+}
+
+int sandbox_get(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
+                char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        json_t *info = record_json(&rec);
+        if (!info)
+                return -ENOMEM;
+        *ret_info = info;
+        return 0;
+}
+
+/* --- list ---------------------------------------------------------------------------- */
+
+static bool metadata_matches(const char *meta_text, json_t *filter)
+{
+        if (!filter || json_object_size(filter) == 0)
+                return true;
+        json_t *meta = json_loads(meta_text, 0, NULL);
+        const char *k;
+        json_t *v;
+        bool ok = meta != NULL;
+        json_object_foreach(filter, k, v)
+        {
+                json_t *have = json_object_get(meta, k);
+                if (!ok || !json_is_string(have) ||
+                    strcmp(json_string_value(have), json_string_value(v)) != 0)
+                        ok = false;
+        }
+        json_decref(meta);
+        return ok;
+}
+
+int sandbox_list(struct sandbox_ctx *sc, const char *key_id, const char *state, json_t *filter,
+                 const char *cursor, int limit, json_t **ret_page, char err[SANDBOX_ERR_MAX])
+{
+        /* The cursor is "<created_ms>.<id>": listing resumes strictly after it. */
+        long long from = 0;
+        char after_id[SANDBOX_ID_MAX] = "";
+        if (cursor && *cursor && sscanf(cursor, "%lld.%31[a-z0-9]", &from, after_id) != 2) {
+                snprintf(err, SANDBOX_ERR_MAX, "cursor is not one this API gave out");
+                return -EINVAL;
+        }
+        _cleanup_reply_ redisReply *ids = NULL;
+        int r = redis_client_cmd(sc->redis, &ids, err, "ZRANGEBYSCORE sandboxes:key:%s %lld +inf WITHSCORES",
+                                 key_id, from);
+        if (r < 0)
+                return r;
+        json_t *items = json_array();
+        char next[64] = "";
+        bool skipping = after_id[0] != 0;
+        for (size_t i = 0; i + 1 < ids->elements; i += 2) {
+                const char *id = ids->element[i]->str;
+                long long score = strtoll(ids->element[i + 1]->str, NULL, 10);
+                if (skipping) {
+                        if (score == from && strcmp(id, after_id) <= 0)
+                                continue;
+                        skipping = false;
+                }
+                struct record rec;
+                char lerr[SANDBOX_ERR_MAX];
+                if (record_load(sc, key_id, id, &rec, lerr) < 0)
+                        continue;
+                if ((state && strcmp(state, rec.status) != 0) || !metadata_matches(rec.metadata, filter))
+                        continue;
+                if ((int)json_array_size(items) == limit) {
+                        break; /* one more exists: the page ends at the last one taken */
+                }
+                json_array_append_new(items, record_json(&rec));
+                snprintf(next, sizeof next, "%lld.%s", score, id);
+                if ((int)json_array_size(items) == limit && i + 2 >= ids->elements)
+                        next[0] = 0;
+        }
+        if ((int)json_array_size(items) < limit)
+                next[0] = 0;
+        *ret_page = json_pack("{s:o, s:o}", "sandboxes", items, "next_cursor",
+                              next[0] ? json_string(next) : json_null());
+        return 0;
+}
+
+/* --- destroy ------------------------------------------------------------------------- */
+
+/* Kills the runtime (through its cgroup: no pid can be mistaken) and removes what it had on
+ * the host. Safe to call for a runtime that is already gone; fails (and keeps the directory)
+ * while any of its processes is still there. */
+static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX_ERR_MAX])
+{
+        struct cgroup *cg = NULL;
+        char cgerr[CGROUP_ERR_MAX];
+        int r = cgroup_open(id, &cg, cgerr);
+        if (r == 0) {
+                r = cgroup_destroy(cg, cgerr);
+                cgroup_free(cg);
+        }
+        if (r < 0 && r != -ENOENT) {
+                snprintf(err, SANDBOX_ERR_MAX, "stop sandbox %s: %.200s", id, cgerr);
+                return r;
+        }
+        remove_dir(sc, id);
+        return 0;
+}
+
+/* Drops the record; only the caller whose DEL removed it settles the counters, so two
+ * concurrent deletes (or a delete and the sweep) release the quota once. */
+static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
+{
+        redisReply *r = NULL;
+        int rc = redis_client_cmd(sc->redis, &r, err, "DEL sandbox:%s", rec->id);
+        if (rc < 0)
+                return rc;
+        bool mine = r->integer == 1;
+        freeReplyObject(r);
+        if (!mine)
+                return 0;
+        const char *cmds[][2] = {{"ZREM sandboxes:key:%s %s", rec->key_id},
+                                 {"ZREM sandboxes:node:%s %s", rec->node_id}};
+        for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
+                if (redis_client_cmd(sc->redis, &r, err, cmds[i][0], cmds[i][1], rec->id) == 0)
+                        freeReplyObject(r);
+        long long end = strcmp(rec->status, "paused") == 0 ? rec->paused_at : now_ms();
+        long long ran = end - rec->created_at - rec->paused_ms;
+        if (redis_client_cmd(sc->redis, &r, err, "HINCRBY key:%s sandbox_ms %lld", rec->key_id,
+                             ran > 0 ? ran : 0) == 0)
+                freeReplyObject(r);
+        release_node_slot(sc);
+        char qerr[REDIS_ERR_MAX];
+        quota_release(sc->redis, rec->key_id, "sandboxes", 1, qerr);
+        return 0;
+}
+
+/* A runtime that could not be stopped keeps its record, marked deleting and due at once:
+ * the node's sweep tries again every second, and the quota is released only when it is
+ * really gone. */
+static int mark_deleting(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
+{
+        redisReply *r = NULL;
+        if (redis_client_cmd(sc->redis, &r, err, "HSET sandbox:%s status deleting", rec->id) == 0)
+                freeReplyObject(r);
+        if (redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s 0 %s", rec->node_id, rec->id) == 0)
+                freeReplyObject(r);
+        return -EINPROGRESS;
+}
+
+int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        if (stop_runtime(sc, id, err) < 0)
+                return mark_deleting(sc, &rec, err);
+        return forget(sc, &rec, err);
+}
+
+/* --- lifetime, pause, resume --------------------------------------------------------- */
+
+int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *id, long long timeout_ms,
+                        json_t **ret_info, char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        long long end_at = now_ms() + timeout_ms;
+        redisReply *rep = NULL;
+        if (strcmp(rec.status, "paused") == 0) {
+                /* A paused sandbox does not age: the new lifetime starts at resume. */
+                r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s remaining_ms %lld", id,
+                                     timeout_ms);
+        } else {
+                r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s end_at %lld", id, end_at);
+                if (r == 0) {
+                        freeReplyObject(rep);
+                        r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s %lld %s",
+                                             rec.node_id, end_at, id);
+                }
+        }
+        if (r < 0)
+                return r;
+        freeReplyObject(rep);
+        return sandbox_get(sc, key_id, id, ret_info, err);
+}
+
+static int freeze(const char *id, int frozen, char err[SANDBOX_ERR_MAX])
+{
+        struct cgroup *cg = NULL;
+        char cgerr[CGROUP_ERR_MAX];
+        int r = cgroup_open(id, &cg, cgerr);
+        if (r == 0)
+                r = cgroup_freeze(cg, frozen, cgerr);
+        cgroup_free(cg);
+        if (r < 0)
+                snprintf(err, SANDBOX_ERR_MAX, "%s", cgerr);
+        return r;
+}
+
+int sandbox_pause(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
+                  char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        if (strcmp(rec.status, "paused") == 0)
+                return sandbox_get(sc, key_id, id, ret_info, err);
+        if ((r = freeze(id, 1, err)) < 0)
+                return r;
+        long long now = now_ms();
+        redisReply *rep = NULL;
+        r = redis_client_cmd(sc->redis, &rep, err,
+                             "HSET sandbox:%s status paused paused_at %lld remaining_ms %lld", id, now,
+                             rec.end_at > now ? rec.end_at - now : 0);
+        if (r == 0) {
+                freeReplyObject(rep);
+                /* Never due while paused, but still the node's to watch. */
+                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s +inf %s", rec.node_id, id);
+        }
+        if (r < 0)
+                return r;
+        freeReplyObject(rep);
+        return sandbox_get(sc, key_id, id, ret_info, err);
+}
+
+int sandbox_resume(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
+                   char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        if (strcmp(rec.status, "paused") != 0)
+                return ret_info ? sandbox_get(sc, key_id, id, ret_info, err) : 0;
+        if ((r = freeze(id, 0, err)) < 0)
+                return r;
+        long long now = now_ms(), end_at = now + rec.remaining_ms;
+        redisReply *rep = NULL;
+        r = redis_client_cmd(sc->redis, &rep, err,
+                             "HSET sandbox:%s status running end_at %lld paused_ms %lld", id, end_at,
+                             rec.paused_ms + (now - rec.paused_at));
+        if (r == 0) {
+                freeReplyObject(rep);
+                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s %lld %s", rec.node_id,
+                                     end_at, id);
+        }
+        if (r < 0)
+                return r;
+        freeReplyObject(rep);
+        return ret_info ? sandbox_get(sc, key_id, id, ret_info, err) : 0;
+}
+
+/* --- metrics and exec ---------------------------------------------------------------- */
+
+int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_metrics,
+                    char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        struct cgroup *cg = NULL;
+        struct cgroup_stats st;
+        char cgerr[CGROUP_ERR_MAX];
+        r = cgroup_open(id, &cg, cgerr);
+        if (r == 0)
+                r = cgroup_stats(cg, &st, cgerr);
+        cgroup_free(cg);
+        if (r < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "%s", cgerr);
+                return r;
+        }
+        /* The writable layer's tmpfs, seen through the sandbox's root from the host. */
+        char root[64];
+        snprintf(root, sizeof root, "/proc/%lld/root/", rec.pid);
+        struct statvfs vfs;
+        long long disk_used = -1, disk_total = rec.disk_mb << 20;
+        if (statvfs(root, &vfs) == 0)
+                disk_used = (long long)(vfs.f_blocks - vfs.f_bfree) * (long long)vfs.f_frsize;
+        *ret_metrics = json_pack(
+            "{s:s, s:s, s:{s:f, s:f}, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}}", "id", id, "status",
+            rec.status, "cpu", "usage_seconds", (double)st.cpu_usage_ns / 1e9, "limit",
+            (double)rec.cpu_millis / 1000.0, "memory", "used_bytes", (json_int_t)st.memory_bytes,
+            "peak_bytes", (json_int_t)st.memory_peak_bytes, "limit_bytes", (json_int_t)(rec.memory_mb << 20),
+            "disk", "used_bytes", (json_int_t)disk_used, "limit_bytes", (json_int_t)disk_total, "pids",
+            "current", (json_int_t)st.pids, "limit", (json_int_t)sc->cfg->sandbox_max_pids);
+        return *ret_metrics ? 0 : -ENOMEM;
+}
+
+int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *request,
+                 const char *stdin_data, size_t stdin_len, size_t max_output, int deadline_ms,
+                 struct agent_result *ret, char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        if (strcmp(rec.status, "paused") == 0) {
+                if (!rec.auto_resume) {
+                        snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is paused; resume it first", id);
+                        return -EAGAIN;
+                }
+                if ((r = sandbox_resume(sc, key_id, id, NULL, err)) < 0)
+                        return r;
+        }
+        char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
+        agent_path(sc, id, sock, sizeof sock);
+        r = agent_exec(sock, request, stdin_data, stdin_len, max_output, deadline_ms, ret, aerr);
+        if (r < 0)
+                snprintf(err, SANDBOX_ERR_MAX, "%s", aerr);
+        return r;
+}
+
+/* --- the sweep ----------------------------------------------------------------------- */
+
+/* Destroys one sandbox the node found due or dead; an index entry without a record (a
+ * crash between the two writes) is dropped along with whatever runtime it names. */
+static int sweep_one(struct sandbox_ctx *sc, const char *id)
+{
+        char err[SANDBOX_ERR_MAX];
+        int r = sandbox_destroy(sc, NULL, id, err);
+        if (r == -ENOENT && id_is_valid(id, SANDBOX_ID_MAX - 1) && stop_runtime(sc, id, err) == 0) {
+                redisReply *rep = NULL;
+                if (redis_client_cmd(sc->redis, &rep, err, "ZREM sandboxes:node:%s %s", sc->node_id, id) == 0)
+                        freeReplyObject(rep);
+        }
+        return r == 0;
+}
+
+/* A sandbox whose cgroup is empty has lost its runtime (killed from outside, a crash, a
+ * reboot of the node): it is destroyed like an expired one. */
+static bool runtime_is_dead(const char *id)
+{
+        struct cgroup *cg = NULL;
+        char cgerr[CGROUP_ERR_MAX];
+        if (cgroup_open(id, &cg, cgerr) < 0)
+                return true;
+        int populated = cgroup_populated(cg);
+        cgroup_free(cg);
+        return populated == 0;
+}
+
+int sandbox_sweep(struct sandbox_ctx *sc)
+{
+        char err[SANDBOX_ERR_MAX];
+        _cleanup_reply_ redisReply *all = NULL;
+        if (redis_client_cmd(sc->redis, &all, err, "ZRANGE sandboxes:node:%s 0 -1 WITHSCORES", sc->node_id) <
+            0)
+                return 0;
+        long long now = now_ms();
+        int n = 0;
+        for (size_t i = 0; i + 1 < all->elements; i += 2) {
+                const char *id = all->element[i]->str, *score = all->element[i + 1]->str;
+                bool due = strcmp(score, "inf") != 0 && strtoll(score, NULL, 10) <= now;
+                if (due || runtime_is_dead(id))
+                        n += sweep_one(sc, id);
+        }
+        return n;
+}

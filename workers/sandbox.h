@@ -1,0 +1,71 @@
+/* Sandboxes as the API sees them: create, find, list, destroy, lifetime, pause and resume,
+ * metrics and running commands, with their records in Redis.
+ *
+ * Redis layout:  sandbox:<id>                 hash: id, key_id, node_id, status, image,
+ *                                             created_at, end_at (ms), cpu_millis, memory_mb,
+ *                                             disk_mb, metadata (JSON), auto_resume, pid,
+ *                                             paused_at, paused_ms
+ *                sandboxes:key:<key_id>       zset of ids by creation time (listing)
+ *                sandboxes:node:<node_id>     zset of ids by end_at (the node's lifetime sweep)
+ *                node:<node_id>:sandboxes     count of sandboxes on the node (capacity)
+ * A sandbox's node is always in its record, so any node can find where it runs. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "agent.h"
+#include "config.h"
+#include "redis_client.h"
+
+#define SANDBOX_ERR_MAX 256
+#define SANDBOX_ID_MAX  32
+
+struct sandbox_ctx {
+        const struct warren_config *cfg;
+        const char *node_id;
+        struct redis_client *redis;
+};
+
+struct sandbox_spec {
+        const char *image;
+        long long timeout_ms;
+        long long cpu_millis;
+        long long memory_mb;
+        long long disk_mb;
+        json_t *metadata; /* object of strings, may be NULL */
+        json_t *env;      /* object of strings, may be NULL */
+        bool auto_resume;
+};
+
+/* Errors: -EINVAL (bad spec, err says why), -EDQUOT (the key's sandbox quota), -EBUSY (the
+ * node is full), -ENOTCONN (Redis away), -ENOENT (no such sandbox for this key), -EAGAIN
+ * (paused and not auto-resuming), -EINPROGRESS (destroy: the runtime did not stop yet; the
+ * node keeps trying), others (the runtime failed; err says which step). */
+int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sandbox_spec *spec,
+                   json_t **ret_info, char err[SANDBOX_ERR_MAX]);
+int sandbox_get(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
+                char err[SANDBOX_ERR_MAX]);
+/* Lists the key's sandboxes oldest first, from after cursor (NULL: the start), at most limit,
+ * keeping those whose status is state (NULL: any) and whose metadata holds every pair of
+ * filter (NULL: no filter). */
+int sandbox_list(struct sandbox_ctx *sc, const char *key_id, const char *state, json_t *filter,
+                 const char *cursor, int limit, json_t **ret_page, char err[SANDBOX_ERR_MAX]);
+int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, char err[SANDBOX_ERR_MAX]);
+int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *id, long long timeout_ms,
+                        json_t **ret_info, char err[SANDBOX_ERR_MAX]);
+int sandbox_pause(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
+                  char err[SANDBOX_ERR_MAX]);
+int sandbox_resume(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
+                   char err[SANDBOX_ERR_MAX]);
+int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_metrics,
+                    char err[SANDBOX_ERR_MAX]);
+/* Runs request in the sandbox (see agent_exec), waking it first if it is paused and was
+ * created with auto_resume. */
+int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *request,
+                 const char *stdin_data, size_t stdin_len, size_t max_output, int deadline_ms,
+                 struct agent_result *ret, char err[SANDBOX_ERR_MAX]);
+
+/* The node's sweep: destroys this node's sandboxes whose lifetime has passed and those whose
+ * runtime has died. Returns how many it destroyed. */
+int sandbox_sweep(struct sandbox_ctx *sc);
