@@ -45,6 +45,7 @@ static const struct config_key config_keys[] = {
     {"default_max_databases", INT(default_max_databases, 0, 1000000)},
     {"default_max_services", INT(default_max_services, 0, 1000000)},
     {"init_path", STR(init_path)},
+    {"cgroup_parent", STR(cgroup_parent)},
     {"sandbox_uid_base", LLONG(sandbox_uid_base, 100000, 4000000000LL)},
     {"max_sandboxes_per_node", INT(max_sandboxes_per_node, 0, 100000)},
     {"sandbox_default_memory_mb", INT(sandbox_default_memory_mb, 16, 1048576)},
@@ -62,6 +63,7 @@ void config_defaults(struct warren_config *cfg)
         snprintf(cfg->state_dir, sizeof cfg->state_dir, "/var/lib/warren");
         snprintf(cfg->socket_group, sizeof cfg->socket_group, "www-data");
         snprintf(cfg->log_level, sizeof cfg->log_level, "info");
+        snprintf(cfg->cgroup_parent, sizeof cfg->cgroup_parent, "warren");
         cfg->workers = 0;
         cfg->threads = 64;
         cfg->drain_timeout_s = 30;

@@ -25,6 +25,7 @@ struct warren_config {
         int default_max_services;
         /* Sandboxes */
         char init_path[PATH_MAX];   /* warren-init; empty: beside the warrend binary */
+        char cgroup_parent[128];    /* the node's cgroup subtree: <controller>/<parent>/<sandbox> */
         long long sandbox_uid_base; /* host uid of root inside sandboxes (65536 ids mapped) */
         int max_sandboxes_per_node;
         int sandbox_default_memory_mb, sandbox_max_memory_mb;

@@ -398,7 +398,7 @@ int main(int argc, char **argv)
         if (r >= 0)
                 r = listen_socket_open(&m.cfg, &m.listen_fd, &m.listen_ino, err);
         char cgerr[CGROUP_ERR_MAX];
-        if (r >= 0 && cgroup_system_init("warren", cgerr) < 0)
+        if (r >= 0 && cgroup_system_init(m.cfg.cgroup_parent, cgerr) < 0)
                 log_event(LOG_LEVEL_ERROR, "cgroups are not usable: sandboxes cannot start",
                           json_pack("{s:s}", "error", cgerr));
         char rerr[REDIS_ERR_MAX];

@@ -63,7 +63,9 @@ class Node:
         })
         # Node settings go in the node's warren.conf, as an operator would set them, so a
         # test can change the file and reload.
-        settings = {"workers": workers, "threads": threads, "drain_timeout_s": 20, **conf}
+        self.cgroup_parent = f"warren-api-{self.http_port}"
+        settings = {"workers": workers, "threads": threads, "drain_timeout_s": 20,
+                    "cgroup_parent": self.cgroup_parent, **conf}
         with open(os.path.join(SRC, "etc", "warren.conf")) as f:
             text = f.read().replace("@STATE@", self.state)
         text += "\n# set by the test harness\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
@@ -89,10 +91,25 @@ class Node:
         return problems
 
     def destroy(self):
+        # A node's sandboxes outlive it by design; a test node's must not outlive the test.
+        if self.admin_key:
+            try:
+                for s in self.request("GET", "/v1/sandboxes?limit=100").json["sandboxes"]:
+                    self.request("DELETE", f"/v1/sandboxes/{s['id']}")
+            except Exception:
+                pass
         problems = self.stop()
+        self.remove_cgroup_parent()
         shutil.rmtree(self.state, ignore_errors=True)
         if problems:
             raise AssertionError("sanitizer reports in warrend.log:\n" + problems)
+
+    def remove_cgroup_parent(self):
+        for ctrl in ("memory", "pids", "cpu", "cpuacct", "freezer"):
+            try:
+                os.rmdir(f"/sys/fs/cgroup/{ctrl}/{self.cgroup_parent}")
+            except OSError:
+                pass
 
     def sanitizer_reports(self):
         path = os.path.join(self.state, "logs", "warrend.log")
@@ -185,13 +202,17 @@ class Node:
         sb = os.path.join(self.state, "sandboxes")
         found += [f"dir {d}" for d in os.listdir(sb)] if os.path.isdir(sb) else []
         for ctrl in ("memory", "pids", "cpu", "freezer"):
-            d = f"/sys/fs/cgroup/{ctrl}/warren"
+            d = f"/sys/fs/cgroup/{ctrl}/{self.cgroup_parent}"
             if os.path.isdir(d):
                 found += [f"cgroup {ctrl}/{e}" for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))]
+        mine = f"/{self.cgroup_parent}/"
         for pid in os.listdir("/proc"):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if f.read().startswith(b"warren-init"):
+                    if not f.read().startswith(b"warren-init"):
+                        continue
+                with open(f"/proc/{pid}/cgroup") as f:
+                    if mine in f.read():
                         found.append(f"process {pid}")
             except OSError:
                 pass
