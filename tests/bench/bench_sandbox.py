@@ -1,0 +1,129 @@
+"""Benchmark: sandbox create, shell and delete through nginx, against references measured in
+the same run on the same machine.
+
+  python3 tests/bench/bench_sandbox.py [--rounds 200] [--idle 500]
+
+1. create -> shell `echo hi` -> delete, `rounds` times: p50/p99 of each step. Reference:
+   `bwrap --unshare-all ... true` (Debian's bubblewrap), the same number of times.
+   Target: create p50 no slower than the bare bwrap start.
+2. shell `echo hi` in a running sandbox: p50 against fork+exec+wait of /bin/true on the host
+   (tests/bench/spawn_true.c). Target: within 3x.
+3. `idle` sandboxes at once: host memory per idle sandbox (MemAvailable before and after,
+   and what their cgroups account). Target: <= 2 MiB each beyond the kernel's own.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
+from harness import Node  # noqa: E402
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def ms(v):
+    return f"{v:8.2f}"
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    r = fn()
+    return r, (time.perf_counter() - t0) * 1000
+
+
+def bwrap_reference(rounds):
+    cmd = ["bwrap", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/lib", "/lib",
+           "--symlink", "usr/lib64", "/lib64", "--symlink", "usr/bin", "/bin", "--proc", "/proc",
+           "--dev", "/dev", "--tmpfs", "/tmp", "true"]
+    out = []
+    for _ in range(rounds):
+        _, t = timed(lambda: subprocess.run(cmd, check=True))
+        out.append(t)
+    return out
+
+
+def spawn_reference(rounds):
+    exe = os.path.join(tempfile.mkdtemp(prefix="warren-bench-"), "spawn_true")
+    subprocess.run(["cc", "-O2", "-o", exe, os.path.join(os.path.dirname(__file__), "spawn_true.c")], check=True)
+    out = subprocess.run([exe, str(rounds)], capture_output=True, text=True, check=True).stdout
+    return [int(x) / 1000 for x in out.split()]
+
+
+def mem_available_kib():
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=200)
+    ap.add_argument("--idle", type=int, default=500)
+    args = ap.parse_args()
+    node = Node(workers=2, threads=64, max_sandboxes_per_node=args.idle + 10).start()
+    try:
+        key = node.create_key("bench", max_sandboxes=args.idle + 10, rate=100000, burst=100000)["key"]
+        create, shell, delete = [], [], []
+        for _ in range(args.rounds):
+            r, t = timed(lambda: node.request("POST", "/v1/sandboxes", {}, key=key))
+            assert r.status == 201, r
+            create.append(t)
+            sid = r.json["id"]
+            r, t = timed(lambda: node.shell(sid, "echo hi", key=key))
+            assert r.json["stdout"] == "hi\n", r
+            shell.append(t)
+            r, t = timed(lambda: node.request("DELETE", f"/v1/sandboxes/{sid}", key=key))
+            assert r.status == 200, r
+            delete.append(t)
+        bwrap = bwrap_reference(args.rounds)
+
+        sid = node.sandbox(key=key)
+        warm = [timed(lambda: node.shell(sid, "echo hi", key=key))[1] for _ in range(args.rounds)]
+        node.request("DELETE", f"/v1/sandboxes/{sid}", key=key)
+        spawn = spawn_reference(args.rounds)
+
+        print(f"\nWarren sandbox benchmark: {os.cpu_count()} cores, {args.rounds} rounds")
+        print(f"{'step':<34}{'p50 ms':>10}{'p99 ms':>10}")
+        for name, v in (("create (API, through nginx)", create), ("shell echo hi (new sandbox)", shell),
+                        ("delete", delete), ("bwrap --unshare-all true", bwrap),
+                        ("shell echo hi (running sandbox)", warm), ("fork+exec+wait /bin/true", spawn)):
+            print(f"{name:<34}{ms(pct(v, 50)):>10}{ms(pct(v, 99)):>10}")
+        print(f"\ncreate p50 / bwrap p50: {pct(create, 50) / pct(bwrap, 50):.2f} (target <= 1.0)")
+        print(f"shell p50 / fork+exec p50: {pct(warm, 50) / pct(spawn, 50):.2f} (target <= 3.0)")
+
+        before = mem_available_kib()
+        ids = []
+        t0 = time.time()
+        for _ in range(args.idle):
+            ids.append(node.sandbox(key=key))
+        took = time.time() - t0
+        time.sleep(2)
+        after = mem_available_kib()
+        accounted = 0
+        for sid in ids:
+            try:
+                with open(f"/sys/fs/cgroup/memory/{node.cgroup_parent}/{sid}/memory.usage_in_bytes") as f:
+                    accounted += int(f.read())
+            except OSError:
+                pass
+        per = (before - after) / len(ids) / 1024
+        print(f"\n{len(ids)} idle sandboxes created in {took:.1f} s")
+        print(f"host memory per idle sandbox: {per:.2f} MiB (MemAvailable drop / count; target <= 2 MiB)")
+        print(f"accounted to their cgroups:   {accounted / len(ids) / 2**20:.2f} MiB each")
+        for sid in ids:
+            node.request("DELETE", f"/v1/sandboxes/{sid}", key=key)
+    finally:
+        node.destroy()
+
+
+if __name__ == "__main__":
+    main()
