@@ -30,10 +30,6 @@
 #define CGROUP_WAIT_MS  2000
 #define CGROUP_RMDIR_MS 1000
 
-/* The longest file name we append to a group's directory ("memory.memsw.limit_in_bytes" and
- * friends), checked once at init so that building a path can never be truncated. */
-#define CGROUP_FILE_MAX 64
-
 enum {
         CTRL_MEMORY = 1 << 0,
         CTRL_PIDS = 1 << 1,
@@ -50,9 +46,14 @@ static const struct {
     {CTRL_CPUACCT, "cpuacct"}, {CTRL_FREEZER, "freezer"},
 };
 
-/* Root and parent are held to a quarter of PATH_MAX each, so that a group's path with a file
- * name (<= CGROUP_FILE_MAX) always fits in PATH_MAX and building one can never truncate. */
+/* Root and parent are held to a quarter of PATH_MAX each (init refuses longer ones), so that
+ * <root>/<controller>/<parent>/<name>/<file> always fits in PATH_MAX and building a path can
+ * never truncate. CGROUP_FILE_MAX bounds the file names we append ("memory.memsw.limit_in_bytes"
+ * is the longest). */
 #define CGROUP_PREFIX_MAX (PATH_MAX / 4)
+#define CGROUP_FILE_MAX   64
+_Static_assert(2 * CGROUP_PREFIX_MAX + NAME_MAX + CGROUP_FILE_MAX + 3 <= PATH_MAX,
+               "cgroup paths may not fit");
 
 struct hierarchy {
         char path[CGROUP_PREFIX_MAX]; /* v1: <root>/<controller>; v2: <root> */

@@ -189,10 +189,44 @@ static bool killed_by(int status, int sig)
         return WIFSIGNALED(status) && WTERMSIG(status) == sig;
 }
 
+/* Thaws every group under our parent, without the library (which may be what failed): a
+ * frozen child cannot die of SIGKILL, not even of the one its parent's death sends. */
+static void thaw_all(void)
+{
+        const char *const files[][2] = {{"/sys/fs/cgroup/freezer", "freezer.state"},
+                                        {"/sys/fs/cgroup/unified", "cgroup.freeze"}};
+        for (size_t i = 0; i < ELEMENTSOF(files); i++) {
+                char dir[256];
+                snprintf(dir, sizeof dir, "%s/%s", files[i][0], parent);
+                DIR *d = opendir(dir);
+                if (!d)
+                        continue;
+                struct dirent *e;
+                while ((e = readdir(d))) {
+                        char path[600];
+                        if (e->d_type != DT_DIR || e->d_name[0] == '.')
+                                continue;
+                        snprintf(path, sizeof path, "%s/%s/%s", dir, e->d_name, files[i][1]);
+                        const char *value = i == 0 ? "THAWED" : "0";
+                        int fd = open(path, O_WRONLY | O_CLOEXEC);
+                        if (fd >= 0 && write(fd, value, strlen(value)) < 0)
+                                perror(path);
+                        if (fd >= 0)
+                                close(fd);
+                }
+                closedir(d);
+        }
+}
+
 /* Every test ends here, on every path: kill and reap what is left, then any zombie that was
  * reparented to us (the middle process of a double fork). */
 static void reap_all(void)
 {
+        bool any = false;
+        for (size_t i = 0; i < MAX_CHILDREN; i++)
+                any |= children[i] != 0;
+        if (any)
+                thaw_all();
         for (size_t i = 0; i < MAX_CHILDREN; i++) {
                 pid_t pid = children[i];
                 if (!pid)
@@ -248,6 +282,10 @@ static bool spawn(void (*body)(int go, int report), struct child *ret)
         fflush(NULL);
         pid_t pid = fork();
         if (pid == 0) {
+                /* The test's cleanup-on-SIGTERM is the test's, not ours. */
+                signal(SIGTERM, SIG_DFL);
+                signal(SIGINT, SIG_DFL);
+                signal(SIGHUP, SIG_DFL);
                 die_with_test();
                 close(go[1]);
                 close(report[0]);
@@ -504,7 +542,7 @@ out:
         reap_all();
 }
 
-/* destroy kills what is inside, removes the group everywhere, and can be repeated. */
+/* destroy kills what is inside, even frozen, removes the group everywhere, and can be repeated. */
 static void check_destroy(void)
 {
         char err[CGROUP_ERR_MAX] = "";
@@ -516,6 +554,8 @@ static void check_destroy(void)
                 goto out;
         }
         CHECK(cgroup_attach(cg, c.pid, err) == 0);
+        /* Frozen, as a paused sandbox is when it is deleted: its tasks die only once thawed. */
+        CHECK(cgroup_freeze(cg, 1, err) == 0);
         int r = cgroup_destroy(cg, err);
         if (r < 0)
                 fprintf(stderr, "  destroy: %s\n", err);
@@ -985,14 +1025,9 @@ static int sweep(void)
                         found++;
                         char group[512], file[600], buf[4096];
                         snprintf(group, sizeof group, "%s/%s", dir, e->d_name);
-                        snprintf(file, sizeof file, "%s/freezer.state", group);
-                        int fd = open(file, O_WRONLY | O_CLOEXEC);
-                        if (fd >= 0 && write(fd, "THAWED", 6) < 0)
-                                perror(file);
-                        if (fd >= 0)
-                                close(fd);
+                        thaw_all();
                         snprintf(file, sizeof file, "%s/cgroup.procs", group);
-                        fd = open(file, O_RDONLY | O_CLOEXEC);
+                        int fd = open(file, O_RDONLY | O_CLOEXEC);
                         ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
                         if (fd >= 0)
                                 close(fd);
@@ -1025,12 +1060,24 @@ static void cgroup__tests_leave_no_group_or_child_behind(void)
         }
 }
 
+/* Killed from outside (a CI timeout, ^C): leave nothing frozen or running behind. Not
+ * async-signal-safe, which a test that is about to exit can afford. */
+static void on_fatal_signal(int sig)
+{
+        sweep();
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
 int main(void)
 {
         test_pid = getpid();
         snprintf(parent, sizeof parent, "warren-test-%d", (int)test_pid);
         /* Double-forked grandchildren come back to us, to be reaped (and to die with us). */
         prctl(PR_SET_CHILD_SUBREAPER, 1);
+        signal(SIGTERM, on_fatal_signal);
+        signal(SIGINT, on_fatal_signal);
+        signal(SIGHUP, on_fatal_signal);
         counter = mmap(NULL, sizeof *counter, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (counter == MAP_FAILED)
                 return 1;
