@@ -32,10 +32,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+
 #include "protocol.h"
-#include "syscall_filter.h"
 
 #define LISTEN_FD      3
+#define FILTER_FD      4 /* the syscall filter as raw BPF, sealed, compiled once by warrend */
 #define MAX_SESSIONS   256
 #define READ_CHUNK     65536
 #define USER_UID       1000
@@ -458,6 +461,30 @@ static int next_wakeup_ms(void)
         return next <= now ? 0 : (int)(next - now);
 }
 
+/* Reads the filter warrend compiled and loads it: from here on, every process in the
+ * sandbox runs under it. */
+static int load_filter(void)
+{
+        struct stat st;
+        if (fstat(FILTER_FD, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
+            st.st_size > BPF_MAXINSNS * (off_t)sizeof(struct sock_filter)) {
+                fprintf(stderr, "warren-init: no usable syscall filter on fd %d\n", FILTER_FD);
+                return -1;
+        }
+        struct sock_filter *insns = malloc((size_t)st.st_size);
+        ssize_t n = insns ? pread(FILTER_FD, insns, (size_t)st.st_size, 0) : -1;
+        close(FILTER_FD);
+        struct sock_fprog prog = {.len = (unsigned short)(st.st_size / sizeof *insns), .filter = insns};
+        int r = n == st.st_size && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
+                        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0
+                    ? 0
+                    : -1;
+        if (r < 0)
+                fprintf(stderr, "warren-init: load syscall filter: %s\n", strerror(errno));
+        free(insns);
+        return r;
+}
+
 static int setup(int argc, char **argv)
 {
         (void)argc;
@@ -469,19 +496,7 @@ static int setup(int argc, char **argv)
         extern char **environ;
         base_env = environ;
         signal(SIGPIPE, SIG_IGN);
-        struct seccomp_program prog;
-        char err[SECCOMP_ERR_MAX];
-        if (seccomp_program_build(&prog, err) < 0) {
-                fprintf(stderr, "warren-init: %s\n", err);
-                return -1;
-        }
-        /* From here on, every process in the sandbox runs under the filter. */
-        if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || seccomp_program_load(&prog) < 0) {
-                fprintf(stderr, "warren-init: load seccomp filter: %s\n", strerror(errno));
-                return -1;
-        }
-        seccomp_program_free(&prog);
-        return 0;
+        return load_filter();
 }
 
 int main(int argc, char **argv)

@@ -19,6 +19,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
@@ -39,6 +40,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "syscall_filter.h"
 
 #define P PATH_MAX
 
@@ -64,7 +66,7 @@ struct child_plan {
         char root[P];
         const char *hostname;
         long long disk_bytes;
-        int sync_fd, listen_fd, init_fd;
+        int sync_fd, listen_fd, init_fd, filter_fd;
         char *const *env;
 };
 
@@ -195,10 +197,10 @@ static int child_main(void *arg)
                 child_fail(fd, EPIPE, "wait for uid map");
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
                 child_fail(fd, errno, "become root of the user namespace");
-        if (dup2(p->listen_fd, 3) < 0)
-                child_fail(fd, errno, "pass agent socket");
-        /* Every descriptor but 0-3 and the sync socket (CLOEXEC) must not reach the sandbox. */
-        for (int i = 4; i < 1024; i++)
+        if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0)
+                child_fail(fd, errno, "pass agent socket and filter");
+        /* Every descriptor but 0-4 and the sync socket (CLOEXEC) must not reach the sandbox. */
+        for (int i = 5; i < 1024; i++)
                 if (i != fd && i != p->init_fd)
                         close(i);
         /* The agent writes nothing; its stderr stays warrend's log only in sanitizer builds,
@@ -362,6 +364,31 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
 
 /* --- the parent ---------------------------------------------------------------------- */
 
+/* The syscall filter is compiled once per process (libseccomp takes milliseconds) into a
+ * sealed memfd that every sandbox's warren-init reads as fd 4: sealed against writing,
+ * growing and shrinking, since every sandbox shares it and root inside can reach the fd. */
+static int filter_fd = -1;
+static char filter_error[SECCOMP_ERR_MAX];
+static pthread_once_t filter_once = PTHREAD_ONCE_INIT;
+
+static void filter_build(void)
+{
+        struct seccomp_program prog;
+        if (seccomp_program_build(&prog, filter_error) < 0)
+                return;
+        int fd = memfd_create("warren-syscall-filter", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        size_t len = prog.len * sizeof *prog.filter;
+        if (fd < 0 || write(fd, prog.filter, len) != (ssize_t)len ||
+            fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0) {
+                snprintf(filter_error, sizeof filter_error, "seal syscall filter: %s", strerror(errno));
+                if (fd >= 0)
+                        close(fd);
+        } else {
+                filter_fd = fd;
+        }
+        seccomp_program_free(&prog);
+}
+
 /* The agent's listening socket is bound here, by root, in the sandbox's host directory: it
  * never appears inside the sandbox, and only root on the host may connect to it. */
 static int agent_socket_bind(const char *dir, int *ret_fd, char err[LAUNCH_ERR_MAX])
@@ -506,6 +533,12 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         plan->listen_fd = listen_fd;
         plan->init_fd = init_fd;
         plan->env = s->env;
+        pthread_once(&filter_once, filter_build);
+        if (filter_fd < 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "%s", filter_error);
+                return -EINVAL;
+        }
+        plan->filter_fd = filter_fd;
 
         const size_t stack_size = 256 * 1024;
         void *stack =

@@ -100,6 +100,8 @@ def main():
         print(f"\ncreate p50 / bwrap p50: {pct(create, 50) / pct(bwrap, 50):.2f} (target <= 1.0)")
         print(f"shell p50 / fork+exec p50: {pct(warm, 50) / pct(spawn, 50):.2f} (target <= 3.0)")
 
+        if args.idle <= 0:
+            return
         before = mem_available_kib()
         ids = []
         t0 = time.time()
