@@ -97,7 +97,8 @@ static json_t *key_info_from_reply(const redisReply *r)
                 n = strtoll(v, NULL, 10);
                 if (!strcmp(f, "id") || !strcmp(f, "name") || !strcmp(f, "prefix"))
                         json_object_set_new(info, f, json_string(v));
-                else if (!strcmp(f, "rate") || !strcmp(f, "burst") || !strcmp(f, "requests"))
+                else if (!strcmp(f, "rate") || !strcmp(f, "burst") || !strcmp(f, "requests") ||
+                         !strcmp(f, "sandbox_ms"))
                         json_object_set_new(info, f, json_integer(n));
                 else if (!strcmp(f, "created_at") || !strcmp(f, "revoked_at"))
                         json_object_set_new(info, f, iso_time(n));

@@ -26,6 +26,9 @@ int api_usage_get(struct http_ctx *ctx)
                                     json_pack("{s:I, s:I}", "used", u ? json_integer_value(u) : 0, "limit",
                                               l ? json_integer_value(l) : 0));
         }
+        /* Running time of the key's ended sandboxes; paused time is not running time. */
+        json_t *ran = json_object_get(info, "sandbox_ms");
+        json_object_set_new(body, "sandbox_run_ms", json_integer(ran ? json_integer_value(ran) : 0));
         json_decref(info);
         if (!body)
                 return -ENOMEM;

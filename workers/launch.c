@@ -139,6 +139,17 @@ static int loopback_up(void)
         return r;
 }
 
+static int write_proc_file(const char *path, const char *value)
+{
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = write(fd, value, strlen(value));
+        int r = n < 0 ? -errno : 0;
+        close(fd);
+        return r;
+}
+
 static void set_rlimits(long long disk_bytes)
 {
         /* A file may not outgrow the disk, but the tmpfs says so first (ENOSPC, which programs
@@ -179,6 +190,11 @@ static int child_main(void *arg)
         int r = loopback_up();
         if (r < 0)
                 child_fail(fd, -r, "bring up loopback");
+        /* The network namespace is the sandbox's own: any port in it may be bound by anyone
+         * inside (root inside holds no capability over this namespace). */
+        r = write_proc_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+        if (r < 0)
+                child_fail(fd, -r, "allow low ports");
         set_rlimits(p->disk_bytes);
         /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
          * only the sandbox's tree (crun's way, with no directory to create). */

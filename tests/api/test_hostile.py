@@ -104,6 +104,38 @@ def fork_bomb_is_bounded_and_the_node_answers_throughout(node):
 
 
 @test
+def thread_bomb_is_bounded_by_the_pids_limit(node):
+    sid = node.sandbox()
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"timeout_ms": 20000, "code": (
+        "import threading, time\n"
+        "n = 0\n"
+        "try:\n"
+        "    while True:\n"
+        "        threading.Thread(target=time.sleep, args=(30,), daemon=True).start()\n"
+        "        n += 1\n"
+        "except RuntimeError as e:\n"
+        "    print(n, e)\n")})
+    expect(r.status == 200 and "can't start new thread" in r.json["logs"]["stdout"][0], r)
+    started = int(r.json["logs"]["stdout"][0].split()[0])
+    expect(started < 1024, started)
+    expect(node.request("GET", "/healthz", key=None).status == 200)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def host_processes_are_invisible_and_cannot_be_traced(node):
+    sid = node.sandbox()
+    r = node.shell(sid, "ps -eo pid,comm --no-headers; python3 -c '"
+                        "import ctypes, errno; libc = ctypes.CDLL(None, use_errno=True); "
+                        "r = libc.ptrace(16, 1, 0, 0); print(\"attach1\", r, errno.errorcode.get(ctypes.get_errno()))'")
+    out = r.json["stdout"]
+    comms = [l.split()[1] for l in out.splitlines() if l and l.split()[0].isdigit()]
+    expect("warrend" not in comms and "nginx" not in comms and "redis-server" not in comms, comms)
+    expect("attach1 -1 EPERM" in out, out)  # the agent, pid 1, belongs to root: user may not trace it
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def memory_bomb_is_killed_inside_its_limit(node):
     sid = node.sandbox(memory_mb=128)
     r = node.request("POST", f"/v1/sandboxes/{sid}/run",

@@ -142,6 +142,28 @@ def pause_freezes_and_refuses_calls_unless_auto_resume(node):
 
 
 @test
+def paused_time_is_not_running_time_in_usage(node):
+    k = node.create_key("meter", max_sandboxes=2)["key"]
+    sid = node.sandbox(key=k)
+    t0 = time.time()
+    node.request("POST", f"/v1/sandboxes/{sid}/pause", key=k)
+    time.sleep(1.5)
+    node.request("POST", f"/v1/sandboxes/{sid}/resume", key=k)
+    node.request("DELETE", f"/v1/sandboxes/{sid}", key=k)
+    wall_ms = (time.time() - t0) * 1000
+    ran = node.request("GET", "/v1/usage", key=k).json["sandbox_run_ms"]
+    expect(0 < ran < wall_ms - 1300, f"ran {ran} ms of {wall_ms:.0f} ms, 1500 of them paused")
+
+
+@test
+def low_ports_can_be_served_inside(node):
+    sid = node.sandbox()
+    r = node.shell(sid, "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\", 80)); print(\"bound\")'")
+    expect(r.json["stdout"] == "bound\n", r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def metrics_come_from_the_cgroup(node):
     sid = node.sandbox(memory_mb=256)
     node.shell(sid, "head -c 20000000 /dev/urandom > /tmp/blob; python3 -c 'sum(range(3000000))'")
