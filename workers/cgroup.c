@@ -1103,6 +1103,19 @@ int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim, char e
         return cg->mgr->set_limits(cg, lim, err);
 }
 
+int cgroup_join_files(struct cgroup *cg, char (*paths)[PATH_MAX], int max, char err[CGROUP_ERR_MAX])
+{
+        bool v1 = cg->mgr == &cgroup_manager_v1;
+        int n = v1 ? (int)sys.n_hier : 1;
+        if (n > max) {
+                snprintf(err, CGROUP_ERR_MAX, "join %.64s: %d hierarchies, room for %d", cg->name, n, max);
+                return -E2BIG;
+        }
+        for (int i = 0; i < n; i++)
+                group_path(paths[i], &sys.hier[i], cg->name, v1 ? "tasks" : "cgroup.procs");
+        return n;
+}
+
 int cgroup_attach(struct cgroup *cg, pid_t pid, char err[CGROUP_ERR_MAX])
 {
         /* 0 in cgroup.procs means "the writer": never move warrend by accident. */

@@ -15,6 +15,7 @@
  * threads at once; one handle is not to be used by two threads at the same time. */
 #pragma once
 
+#include <limits.h>
 #include <sys/types.h>
 
 #define CGROUP_ERR_MAX 256
@@ -76,6 +77,13 @@ int cgroup_open(const char *name, struct cgroup **ret, char err[CGROUP_ERR_MAX])
  * not available fails with -EOPNOTSUPP and names the controller; a zero one is skipped, as
  * there is nothing to enforce. A failure part-way leaves the limits written before it. */
 int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim, char err[CGROUP_ERR_MAX]);
+
+/* The files a single-threaded process writes "0" into to move itself into the group: the
+ * group's `tasks` in every v1 hierarchy (a thread moving itself skips the kernel's global
+ * threadgroup lock, whose RCU grace period a write of a pid to cgroup.procs waits for, once
+ * per hierarchy: milliseconds per sandbox), or its cgroup.procs on v2. Fills at most max
+ * paths; returns how many, or -errno. */
+int cgroup_join_files(struct cgroup *cg, char (*paths)[PATH_MAX], int max, char err[CGROUP_ERR_MAX]);
 
 /* Moves pid (the whole process) into the group in every hierarchy. */
 int cgroup_attach(struct cgroup *cg, pid_t pid, char err[CGROUP_ERR_MAX]);

@@ -3,8 +3,9 @@
  *   parent                              child (PID 1 of new mount/pid/net/ipc/uts namespaces)
  *   ------                              -----
  *   bind agent socket, open init binary
- *   clone ------------------------------> waits for "attached"
- *   put child in its cgroup, "attached" -> unshare cgroup ns; mounts; hostname; lo up;
+ *   clone ------------------------------> joins its cgroup (writes 0 to each tasks file:
+ *                                         moving itself skips the kernel's global lock);
+ *                                         unshare cgroup ns; mounts; hostname; lo up;
  *                                         rlimits; pivot_root; unshare user ns; "userns"
  *   write uid_map/gid_map, "mapped" ----> become root inside; execveat warren-init
  *   sync socket closes on exec (CLOEXEC), or carries (errno, step) on failure
@@ -68,6 +69,8 @@ struct child_plan {
         long long disk_bytes;
         int sync_fd, listen_fd, init_fd, filter_fd;
         char *const *env;
+        char join[8][P]; /* the cgroup files the child writes "0" into to join its group */
+        int njoin;
 };
 
 struct child_report {
@@ -175,8 +178,11 @@ static int child_main(void *arg)
         struct child_args *a = arg;
         struct child_plan *p = a->plan;
         int fd = p->sync_fd;
-        if (sync_wait(fd, 'a') < 0)
-                child_fail(fd, EPIPE, "wait for cgroup");
+        for (int i = 0; i < p->njoin; i++) {
+                int r = write_proc_file(p->join[i], "0");
+                if (r < 0)
+                        child_fail(fd, -r, "join cgroup");
+        }
         /* Now in its cgroup: that cgroup becomes the root of what the sandbox sees. */
         if (unshare(CLONE_NEWCGROUP) < 0)
                 child_fail(fd, errno, "unshare cgroup namespace");
@@ -475,16 +481,8 @@ static int write_id_map(pid_t pid, const char *which, unsigned base, char err[LA
 /* Drives the child through its steps once it runs; see the table at the top. */
 static int supervise_child(const struct launch_spec *s, pid_t pid, int fd, char err[LAUNCH_ERR_MAX])
 {
-        char cgerr[CGROUP_ERR_MAX];
-        int r = cgroup_attach(s->cgroup, pid, cgerr);
-        if (r < 0) {
-                snprintf(err, LAUNCH_ERR_MAX, "%s", cgerr);
-                return r;
-        }
-        if (write(fd, "a", 1) != 1)
-                return -errno;
         char b;
-        r = read_child(fd, &b, err);
+        int r = read_child(fd, &b, err);
         if (r < 0)
                 return r;
         if (b != 'u') {
@@ -555,6 +553,12 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
                 return -EINVAL;
         }
         plan->filter_fd = filter_fd;
+        char cgerr[CGROUP_ERR_MAX];
+        plan->njoin = cgroup_join_files(s->cgroup, plan->join, (int)ELEMENTSOF(plan->join), cgerr);
+        if (plan->njoin < 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "%s", cgerr);
+                return plan->njoin;
+        }
 
         const size_t stack_size = 256 * 1024;
         void *stack =

@@ -297,8 +297,12 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
         if ((r = id_random("", 20, id, sizeof id)) < 0)
                 goto release_slot;
         long long created = now_ms();
-        if ((r = start_runtime(sc, id, spec, &cg, &pid, err)) < 0)
+        /* Whatever errno the runtime failed with, it is the node's failure, not a bad request
+         * or a missing sandbox: the caller answers 500 with err. */
+        if ((r = start_runtime(sc, id, spec, &cg, &pid, err)) < 0) {
+                r = -EIO;
                 goto remove;
+        }
         if ((r = record_store(sc, key_id, id, spec, pid, created, err)) < 0)
                 goto destroy;
         cgroup_free(cg);
