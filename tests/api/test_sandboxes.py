@@ -280,6 +280,23 @@ def sandboxes_survive_kill_minus_nine_of_warrend_and_are_adopted(node):
 
 
 @test
+def a_full_node_answers_503_and_frees_the_slot_on_delete(node):
+    small = Node(max_sandboxes_per_node=2).start()
+    try:
+        a, b = small.sandbox(), small.sandbox()
+        r = small.request("POST", "/v1/sandboxes", {})
+        expect_error(r, 503, "at capacity")
+        expect(r.headers.get("retry-after"), r.headers)
+        expect(small.request("GET", "/v1/usage").json["sandboxes"]["used"] == 2, "a refused create holds no quota")
+        small.request("DELETE", f"/v1/sandboxes/{a}")
+        c = small.sandbox()
+        for s in (b, c):
+            small.request("DELETE", f"/v1/sandboxes/{s}")
+    finally:
+        small.destroy()
+
+
+@test
 def deleting_everything_leaves_nothing_on_the_host(node):
     for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
         node.request("DELETE", f"/v1/sandboxes/{s['id']}")
