@@ -27,8 +27,7 @@ static const char *id_param(struct http_ctx *ctx)
         return route_param(&ctx->params, "id");
 }
 
-/* Maps an error from workers/sandbox.c to an answer. */
-static int respond_sandbox_error(struct http_ctx *ctx, int r, const char *err)
+int api_respond_sandbox_error(struct http_ctx *ctx, int r, const char *err)
 {
         switch (r) {
         case -ENOENT:
@@ -179,7 +178,7 @@ int api_sandboxes_create(struct http_ctx *ctx)
         json_t *info;
         int r = sandbox_create(&sc, ctx->principal.key_id, &spec, &info, err);
         if (r < 0)
-                return respond_sandbox_error(ctx, r, err);
+                return api_respond_sandbox_error(ctx, r, err);
         return http_respond_json(ctx, 201, info);
 }
 
@@ -235,17 +234,27 @@ int api_sandboxes_list(struct http_ctx *ctx)
                          &page, err);
         json_decref(q.filter);
         if (r < 0)
-                return respond_sandbox_error(ctx, r, err);
+                return api_respond_sandbox_error(ctx, r, err);
         return http_respond_json(ctx, 200, page);
+}
+
+/* The routes that only look at or flip one sandbox share one shape: call, then answer
+ * with what the call returned. */
+typedef int (*sandbox_view_fn)(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret,
+                               char err[SANDBOX_ERR_MAX]);
+
+static int answer_with(struct http_ctx *ctx, sandbox_view_fn fn)
+{
+        struct sandbox_ctx sc = ctx_of(ctx);
+        json_t *out;
+        char err[SANDBOX_ERR_MAX];
+        int r = fn(&sc, ctx->principal.key_id, id_param(ctx), &out, err);
+        return r < 0 ? api_respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, out);
 }
 
 int api_sandboxes_get(struct http_ctx *ctx)
 {
-        struct sandbox_ctx sc = ctx_of(ctx);
-        json_t *info;
-        char err[SANDBOX_ERR_MAX];
-        int r = sandbox_get(&sc, ctx->principal.key_id, id_param(ctx), &info, err);
-        return r < 0 ? respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
+        return answer_with(ctx, sandbox_get);
 }
 
 int api_sandboxes_delete(struct http_ctx *ctx)
@@ -258,7 +267,7 @@ int api_sandboxes_delete(struct http_ctx *ctx)
                     ctx, 202,
                     json_pack("{s:s, s:s, s:s}", "id", id_param(ctx), "status", "deleting", "detail", err));
         if (r < 0)
-                return respond_sandbox_error(ctx, r, err);
+                return api_respond_sandbox_error(ctx, r, err);
         return http_respond_json(ctx, 200, json_pack("{s:s, s:s}", "id", id_param(ctx), "status", "deleted"));
 }
 
@@ -273,32 +282,20 @@ int api_sandboxes_timeout(struct http_ctx *ctx)
         struct sandbox_ctx sc = ctx_of(ctx);
         json_t *info;
         int r = sandbox_set_timeout(&sc, ctx->principal.key_id, id_param(ctx), timeout, &info, err);
-        return r < 0 ? respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
+        return r < 0 ? api_respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
 }
 
 int api_sandboxes_pause(struct http_ctx *ctx)
 {
-        struct sandbox_ctx sc = ctx_of(ctx);
-        json_t *info;
-        char err[SANDBOX_ERR_MAX];
-        int r = sandbox_pause(&sc, ctx->principal.key_id, id_param(ctx), &info, err);
-        return r < 0 ? respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
+        return answer_with(ctx, sandbox_pause);
 }
 
 int api_sandboxes_resume(struct http_ctx *ctx)
 {
-        struct sandbox_ctx sc = ctx_of(ctx);
-        json_t *info;
-        char err[SANDBOX_ERR_MAX];
-        int r = sandbox_resume(&sc, ctx->principal.key_id, id_param(ctx), &info, err);
-        return r < 0 ? respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
+        return answer_with(ctx, sandbox_resume);
 }
 
 int api_sandboxes_metrics(struct http_ctx *ctx)
 {
-        struct sandbox_ctx sc = ctx_of(ctx);
-        json_t *m;
-        char err[SANDBOX_ERR_MAX];
-        int r = sandbox_metrics(&sc, ctx->principal.key_id, id_param(ctx), &m, err);
-        return r < 0 ? respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, m);
+        return answer_with(ctx, sandbox_metrics);
 }
