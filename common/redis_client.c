@@ -4,6 +4,7 @@
 #include "redis_client.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
@@ -174,6 +175,8 @@ static int ensure_connected(struct redis_client *c, char err[REDIS_ERR_MAX])
                 return -ENOTCONN;
         }
         redisSetTimeout(c->ctx, c->timeout);
+        /* hiredis does not ask for close-on-exec; nothing a worker starts may inherit it. */
+        fcntl(c->ctx->fd, F_SETFD, FD_CLOEXEC);
         int r = 0;
         if (c->password[0])
                 r = setup_command(c, err, "AUTH %s", c->password);

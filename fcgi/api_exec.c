@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "config.h"
 #include "cleanup.h"
 #include "json_fields.h"
 #include "sandbox.h"
@@ -89,14 +90,40 @@ static int check_user_and_cwd(json_t *body, const char **ret_user, const char **
         return 0;
 }
 
+/* Commands hold a request thread while they run (up to their timeout). A worker lets at most
+ * three quarters of its threads run commands, so the rest of the API always has threads. */
+static int commands_in_flight;
+
+static bool command_slot_take(const struct warren_config *cfg)
+{
+        int max = cfg->threads * 3 / 4 > 0 ? cfg->threads * 3 / 4 : 1;
+        if (__atomic_add_fetch(&commands_in_flight, 1, __ATOMIC_SEQ_CST) <= max)
+                return true;
+        __atomic_sub_fetch(&commands_in_flight, 1, __ATOMIC_SEQ_CST);
+        return false;
+}
+
+static void command_slot_give(void)
+{
+        __atomic_sub_fetch(&commands_in_flight, 1, __ATOMIC_SEQ_CST);
+}
+
 /* Runs the command and answers failures itself; returns 1 with *ret filled on success. */
 static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *ret)
 {
+        if (!command_slot_take(ctx->cfg)) {
+                json_decref(a->argv);
+                http_add_header(ctx, "Retry-After: 1");
+                return http_respond_error(ctx, 503,
+                                          "too many commands are running on this node; try again shortly");
+        }
         json_t *req = json_pack("{s:s, s:o, s:s, s:I, s:I, s:b}", "op", "exec", "argv", a->argv, "user",
                                 a->user, "timeout_ms", (json_int_t)a->timeout_ms, "max_output",
                                 (json_int_t)MAX_OUTPUT_BYTES, "stdin", a->stdin_data != NULL);
-        if (!req)
+        if (!req) {
+                command_slot_give();
                 return -ENOMEM;
+        }
         if (a->env)
                 json_object_set(req, "env", a->env);
         if (a->cwd)
@@ -107,23 +134,12 @@ static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *r
         int r = sandbox_exec(&sc, ctx->principal.key_id, route_param(&ctx->params, "id"), req, a->stdin_data,
                              a->stdin_len, MAX_OUTPUT_BYTES, (int)(a->timeout_ms + 5000), ret, err);
         json_decref(req);
-        switch (r) {
-        case 0:
-                break;
-        case -ENOENT:
-                return http_respond_error(ctx, 404, "%s", err);
-        case -EAGAIN:
-                return http_respond_error(ctx, 409, "%s", err);
-        case -ENOTCONN:
-                return http_respond_error(ctx, 503, "%s; try again shortly", err);
-        case -ECONNREFUSED:
-        case -ETIMEDOUT:
-        case -EPROTO:
+        command_slot_give();
+        if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
                 return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s",
                                           route_param(&ctx->params, "id"), err);
-        default:
-                return http_respond_error(ctx, 500, "%s", err);
-        }
+        if (r < 0)
+                return api_respond_sandbox_error(ctx, r, err);
         if (ret->error_code[0]) {
                 int status = !strcmp(ret->error_code, "bad_cwd") || !strcmp(ret->error_code, "bad_command")
                                  ? 400

@@ -101,6 +101,12 @@ static int check_metadata(json_t *meta, char err[JSON_ERR_MAX])
                 snprintf(err, JSON_ERR_MAX, "field 'metadata': at most %d entries", MAX_METADATA);
                 return -EINVAL;
         }
+        _cleanup_free_ char *text = json_dumps(meta, JSON_COMPACT);
+        if (!text || strlen(text) > SANDBOX_METADATA_MAX) {
+                snprintf(err, JSON_ERR_MAX, "field 'metadata': at most %d bytes as JSON",
+                         SANDBOX_METADATA_MAX);
+                return -EINVAL;
+        }
         const char *k;
         json_t *v;
         json_object_foreach(meta, k, v)

@@ -368,6 +368,8 @@ static int run(struct master *m)
 
 int main(int argc, char **argv)
 {
+        /* Start from a clean table: whatever the starting shell left open stays out. */
+        close_range(3, ~0U, 0);
         struct master m = {.listen_fd = -1, .started = time(NULL)};
         int check_only = 0;
         for (int i = 1; i < argc; i++) {

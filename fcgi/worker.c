@@ -10,6 +10,7 @@
 #include "worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fcgiapp.h>
 #include <limits.h>
 #include <pthread.h>
@@ -90,6 +91,8 @@ static void serve(struct worker *w, struct thread_slot *slot, struct redis_clien
         if (FCGX_InitRequest(&req, w->listen_fd, 0) != 0)
                 return;
         while (next_request(w, slot, &req) >= 0) {
+                /* libfcgi's accepted socket is inheritable: it must never reach a sandbox. */
+                fcntl(req.ipcFd, F_SETFD, FD_CLOEXEC);
                 struct http_ctx ctx = {
                     .io = {.impl = &req, .read = fcgi_read, .write = fcgi_write, .flush = fcgi_flush},
                     .redis = rc,

@@ -20,36 +20,76 @@ static long long now_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Frames from an agent are bounded far below the protocol's maximum: warren-init sends output
+ * in chunks of at most 64 KiB and small JSON otherwise. */
+#define AGENT_FRAME_MAX (128 * 1024)
+
+/* Connects without ever sleeping: a stopped agent (root inside can ptrace it) fills its
+ * backlog, and a blocking connect would then wait with no limit. */
 static int agent_connect(const char *sock_path, int *ret_fd, char err[AGENT_ERR_MAX])
 {
         struct sockaddr_un addr = {.sun_family = AF_UNIX};
         if (strlen(sock_path) >= sizeof addr.sun_path)
                 return -ENAMETOOLONG;
         strcpy(addr.sun_path, sock_path);
-        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
                 return -errno;
         if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
-                int r = errno == ENOENT ? -ECONNREFUSED : -errno;
-                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent is not answering: %s", strerror(errno));
-                return r;
+                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent is not %s: %s",
+                         errno == EAGAIN ? "accepting connections" : "answering", strerror(errno));
+                return -ECONNREFUSED;
         }
-        /* A stuck agent must never block a worker on a write either. */
-        struct timeval tv = {.tv_sec = 10};
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
 
-static int send_request(int fd, json_t *request, char err[AGENT_ERR_MAX])
+/* What the host still has to send, sent as the socket takes it. */
+struct outbuf {
+        char *data;
+        size_t len, off;
+};
+
+static int outbuf_frame(struct outbuf *o, uint8_t type, const void *payload, size_t len)
+{
+        char *nd = realloc(o->data, o->len + 5 + len);
+        if (!nd)
+                return -ENOMEM;
+        o->data = nd;
+        uint32_t n = (uint32_t)len + 1;
+        unsigned char head[5] = {(unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                                 (unsigned char)n, type};
+        memcpy(o->data + o->len, head, 5);
+        if (len)
+                memcpy(o->data + o->len + 5, payload, len);
+        o->len += 5 + len;
+        return 0;
+}
+
+static int outbuf_request(struct outbuf *o, json_t *request, const char *stdin_data, size_t stdin_len)
 {
         _cleanup_free_ char *text = json_dumps(request, JSON_COMPACT);
         if (!text)
                 return -ENOMEM;
-        int r = frame_write(fd, FRAME_REQUEST, text, strlen(text));
-        if (r < 0)
-                snprintf(err, AGENT_ERR_MAX, "send to the sandbox's agent: %s", strerror(-r));
+        int r = outbuf_frame(o, FRAME_REQUEST, text, strlen(text));
+        for (size_t off = 0; r == 0 && stdin_data && off < stdin_len; off += 65536)
+                r = outbuf_frame(o, FRAME_STDIN, stdin_data + off,
+                                 stdin_len - off > 65536 ? 65536 : stdin_len - off);
+        if (r == 0 && stdin_data)
+                r = outbuf_frame(o, FRAME_STDIN_EOF, NULL, 0);
         return r;
+}
+
+/* Sends what the socket takes now; -EPIPE when the agent went away. */
+static int outbuf_flush(struct outbuf *o, int fd)
+{
+        while (o->off < o->len) {
+                ssize_t n = write(fd, o->data + o->off, o->len - o->off);
+                if (n < 0)
+                        return errno == EAGAIN ? 0 : errno == EINTR ? 0 : -EPIPE;
+                o->off += (size_t)n;
+        }
+        return 0;
 }
 
 /* Appends to a capped buffer; what does not fit is dropped and marked truncated. */
@@ -91,77 +131,80 @@ static void read_error(struct agent_result *res, const char *payload)
         json_decref(j);
 }
 
+/* One frame from the agent, folded into res. Returns 1 when the session is over, 0 to go on. */
+static int take_frame(struct agent_result *res, struct frame *f, size_t max_output, char err[AGENT_ERR_MAX])
+{
+        switch (f->type) {
+        case FRAME_STARTED:
+                return 0;
+        case FRAME_STDOUT:
+                return append(&res->out, &res->out_len, max_output, f->payload, f->len, &res->truncated);
+        case FRAME_STDERR:
+                return append(&res->err, &res->err_len, max_output, f->payload, f->len, &res->truncated);
+        case FRAME_EXIT:
+                read_exit(res, f->payload);
+                return 1;
+        case FRAME_ERROR:
+                read_error(res, f->payload);
+                return 1;
+        default:
+                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent sent an unexpected frame");
+                return -EPROTO;
+        }
+}
+
 int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, size_t stdin_len,
                size_t max_output, int deadline_ms, struct agent_result *ret, char err[AGENT_ERR_MAX])
 {
         struct agent_result res = {.exit_code = -1};
+        struct outbuf out = {0};
         _cleanup_close_ int fd = -1;
         int r = agent_connect(sock_path, &fd, err);
-        if (r < 0 || (r = send_request(fd, request, err)) < 0)
+        if (r < 0)
                 return r;
-        if (stdin_data) {
-                for (size_t off = 0; off < stdin_len && r == 0; off += 1 << 20) {
-                        size_t n = stdin_len - off > (1 << 20) ? 1 << 20 : stdin_len - off;
-                        r = frame_write(fd, FRAME_STDIN, stdin_data + off, n);
-                }
-                if (r == 0)
-                        r = frame_write(fd, FRAME_STDIN_EOF, NULL, 0);
-                if (r < 0) {
-                        snprintf(err, AGENT_ERR_MAX, "send input to the sandbox: %s", strerror(-r));
-                        return r;
-                }
+        if ((r = outbuf_request(&out, request, stdin_data, stdin_len)) < 0) {
+                free(out.data);
+                return r;
         }
+        /* One loop, one deadline: input goes out as the socket takes it while output is
+         * read as it comes, so neither side can wedge the other with full buffers. */
         long long deadline = now_ms() + deadline_ms;
-        for (;;) {
+        int done = 0;
+        while (!done) {
                 long long left = deadline - now_ms();
                 if (left <= 0) {
-                        agent_result_clear(&res);
-                        snprintf(err, AGENT_ERR_MAX, "the sandbox did not finish within %d ms", deadline_ms);
-                        return -ETIMEDOUT;
+                        r = -ETIMEDOUT;
+                        break;
                 }
+                struct pollfd p = {.fd = fd, .events = POLLIN | (out.off < out.len ? POLLOUT : 0)};
+                if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) < 0 && errno != EINTR) {
+                        r = -errno;
+                        break;
+                }
+                if ((p.revents & POLLOUT) && (r = outbuf_flush(&out, fd)) < 0)
+                        break;
+                if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
+                        continue;
                 struct frame f;
-                r = frame_read(fd, &f, FRAME_MAX_PAYLOAD, (int)left);
+                r = frame_read(fd, &f, AGENT_FRAME_MAX, (int)left);
                 if (r <= 0) {
-                        agent_result_clear(&res);
-                        if (r == -ETIMEDOUT) {
-                                snprintf(err, AGENT_ERR_MAX, "the sandbox did not finish within %d ms",
-                                         deadline_ms);
-                                return r;
-                        }
-                        snprintf(err, AGENT_ERR_MAX, "the sandbox's agent broke off the session");
-                        return -EPROTO;
+                        r = r == 0 ? -EPROTO : r;
+                        break;
                 }
-                bool done = false;
-                switch (f.type) {
-                case FRAME_STARTED:
-                        break;
-                case FRAME_STDOUT:
-                        r = append(&res.out, &res.out_len, max_output, f.payload, f.len, &res.truncated);
-                        break;
-                case FRAME_STDERR:
-                        r = append(&res.err, &res.err_len, max_output, f.payload, f.len, &res.truncated);
-                        break;
-                case FRAME_EXIT:
-                        read_exit(&res, f.payload);
-                        done = true;
-                        break;
-                case FRAME_ERROR:
-                        read_error(&res, f.payload);
-                        done = true;
-                        break;
-                default:
-                        frame_clear(&f);
-                        agent_result_clear(&res);
-                        snprintf(err, AGENT_ERR_MAX, "the sandbox's agent sent an unexpected frame");
-                        return -EPROTO;
-                }
+                r = take_frame(&res, &f, max_output, err);
                 frame_clear(&f);
-                if (r < 0) {
-                        agent_result_clear(&res);
-                        return r;
-                }
-                if (done)
+                if (r < 0)
                         break;
+                done = r;
+        }
+        free(out.data);
+        if (!done) {
+                agent_result_clear(&res);
+                if (r == -ETIMEDOUT)
+                        snprintf(err, AGENT_ERR_MAX, "the sandbox did not finish within %d ms", deadline_ms);
+                else if (r == -EPROTO || r == -EPIPE)
+                        snprintf(err, AGENT_ERR_MAX, "the sandbox's agent broke off the session");
+                return r == -EPIPE ? -EPROTO : r;
         }
         if (!res.out)
                 res.out = strdup("");
@@ -184,11 +227,21 @@ int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX])
         int r = agent_connect(sock_path, &fd, err);
         if (r < 0)
                 return r;
+        struct outbuf out = {0};
         json_t *req = json_pack("{s:s}", "op", "ping");
-        r = send_request(fd, req, err);
+        r = outbuf_request(&out, req, NULL, 0);
         json_decref(req);
-        if (r < 0)
+        if (r == 0) {
+                struct pollfd p = {.fd = fd, .events = POLLOUT};
+                r = poll(&p, 1, timeout_ms) == 1 ? outbuf_flush(&out, fd) : -ETIMEDOUT;
+                if (r == 0 && out.off < out.len)
+                        r = -ETIMEDOUT;
+        }
+        free(out.data);
+        if (r < 0) {
+                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent did not take a ping");
                 return r;
+        }
         struct frame f;
         r = frame_read(fd, &f, 4096, timeout_ms);
         if (r <= 0) {

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
@@ -53,7 +54,9 @@ struct session {
         pid_t pid;
         int out_fd, err_fd, in_fd;
         long long max_output, out_bytes, err_bytes;
-        bool truncated, timed_out, exited, stdin_wanted;
+        bool truncated, timed_out, exited, stdin_wanted, stdin_eof;
+        char *in_buf; /* input taken from the host, not yet written to the process */
+        size_t in_len, in_off;
         int status;
         long long started_ms, deadline_ms, exited_ms;
 };
@@ -98,6 +101,9 @@ static void close_fd(int *fd)
 
 static void session_end(struct session *s)
 {
+        free(s->in_buf);
+        s->in_buf = NULL;
+        s->in_len = s->in_off = 0;
         close_fd(&s->conn);
         close_fd(&s->out_fd);
         close_fd(&s->err_fd);
@@ -173,6 +179,8 @@ static void child_exec(json_t *argv_json, char **env, const char *cwd, bool root
         dup2(in, 0);
         dup2(out, 1);
         dup2(err, 2);
+        /* The command gets 0-2 and nothing else; errpipe closes on exec like the rest. */
+        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
         if (chdir(cwd) < 0) {
                 e.err = errno;
                 strcpy(e.step, "cwd");
@@ -257,6 +265,7 @@ static int session_start(struct session *s, json_t *req)
         s->err_fd = err[0];
         fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
         fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
+        fcntl(s->in_fd, F_SETFL, O_NONBLOCK);
         if (!s->stdin_wanted)
                 close_fd(&s->in_fd);
         s->started_ms = now_ms();
@@ -375,6 +384,46 @@ static void reap(void)
         }
 }
 
+/* Input for the process is buffered here and written as its pipe takes it (the pipe is
+ * non-blocking): a process that does not read its input must never stop this loop. */
+#define STDIN_BUFFER_MAX (64u << 20)
+
+static void stdin_flush(struct session *s)
+{
+        while (s->in_fd >= 0 && s->in_off < s->in_len) {
+                ssize_t w = write(s->in_fd, s->in_buf + s->in_off, s->in_len - s->in_off);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w < 0 && errno == EAGAIN)
+                        return;
+                if (w <= 0) {
+                        close_fd(&s->in_fd); /* the process closed its input */
+                        break;
+                }
+                s->in_off += (size_t)w;
+        }
+        free(s->in_buf);
+        s->in_buf = NULL;
+        s->in_len = s->in_off = 0;
+        if (s->stdin_eof)
+                close_fd(&s->in_fd);
+}
+
+static void stdin_take(struct session *s, const char *data, size_t len)
+{
+        if (s->in_len - s->in_off + len > STDIN_BUFFER_MAX) {
+                close_fd(&s->in_fd); /* more input than any request carries: stop feeding it */
+                return;
+        }
+        char *nb = realloc(s->in_buf, s->in_len + len);
+        if (!nb)
+                return;
+        memcpy(nb + s->in_len, data, len);
+        s->in_buf = nb;
+        s->in_len += len;
+        stdin_flush(s);
+}
+
 static void read_host(struct session *s)
 {
         struct frame f;
@@ -389,17 +438,10 @@ static void read_host(struct session *s)
         if (s->state == SESSION_READING && f.type == FRAME_REQUEST) {
                 handle_request(s, &f);
         } else if (s->state == SESSION_RUNNING && f.type == FRAME_STDIN && s->in_fd >= 0) {
-                size_t done = 0;
-                while (done < f.len) {
-                        ssize_t w = write(s->in_fd, f.payload + done, f.len - done);
-                        if (w < 0 && errno == EINTR)
-                                continue;
-                        if (w <= 0)
-                                break;
-                        done += (size_t)w;
-                }
+                stdin_take(s, f.payload, f.len);
         } else if (s->state == SESSION_RUNNING && f.type == FRAME_STDIN_EOF) {
-                close_fd(&s->in_fd);
+                s->stdin_eof = true;
+                stdin_flush(s);
         }
         frame_clear(&f);
 }
@@ -492,6 +534,8 @@ static int setup(int argc, char **argv)
         for (int i = 0; i < MAX_SESSIONS; i++)
                 sessions[i] = (struct session){
                     .conn = -1, .state = SESSION_DONE, .out_fd = -1, .err_fd = -1, .in_fd = -1};
+        /* Only 0-2, the agent socket (3) and the filter (4) are expected; drop anything else. */
+        close_range(5, ~0U, 0);
         /* The sandbox's own environment arrives as ours; commands get it, init keeps a copy. */
         extern char **environ;
         base_env = environ;
@@ -508,7 +552,7 @@ int main(int argc, char **argv)
         sigaddset(&set, SIGCHLD);
         sigprocmask(SIG_BLOCK, &set, NULL);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-        struct pollfd pfd[2 + 3 * MAX_SESSIONS];
+        struct pollfd pfd[2 + 4 * MAX_SESSIONS];
         for (;;) {
                 int n = 0;
                 pfd[n++] = (struct pollfd){.fd = LISTEN_FD, .events = POLLIN};
@@ -520,6 +564,8 @@ int main(int argc, char **argv)
                         pfd[n++] = (struct pollfd){.fd = s->conn, .events = POLLIN};
                         pfd[n++] = (struct pollfd){.fd = s->out_fd, .events = POLLIN};
                         pfd[n++] = (struct pollfd){.fd = s->err_fd, .events = POLLIN};
+                        if (s->in_off < s->in_len)
+                                pfd[n++] = (struct pollfd){.fd = s->in_fd, .events = POLLOUT};
                 }
                 poll(pfd, (nfds_t)n, next_wakeup_ms());
                 if (pfd[0].revents)
@@ -538,6 +584,8 @@ int main(int argc, char **argv)
                                 pump(s, &s->out_fd, FRAME_STDOUT, &s->out_bytes);
                         if (s->err_fd >= 0)
                                 pump(s, &s->err_fd, FRAME_STDERR, &s->err_bytes);
+                        if (s->in_off < s->in_len)
+                                stdin_flush(s);
                         struct pollfd p = {.fd = s->conn, .events = POLLIN};
                         if (s->conn >= 0 && poll(&p, 1, 0) > 0)
                                 read_host(s);

@@ -21,6 +21,8 @@
 #include <grp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <linux/close_range.h>
+#include <linux/mount.h>
 #include <linux/sched.h>
 #include <net/if.h>
 #include <sched.h>
@@ -47,7 +49,7 @@
 
 /* A mount step, described as data (bubblewrap's way): what, where, and the step's name for
  * the error a failure reports. */
-enum op_kind { OP_MOUNT, OP_MKDIR, OP_TOUCH, OP_SYMLINK, OP_CHOWN_BASE, OP_OPTIONAL_MOUNT };
+enum op_kind { OP_MOUNT, OP_MKDIR, OP_TOUCH, OP_SYMLINK, OP_CHOWN_BASE, OP_OPTIONAL_MOUNT, OP_READONLY_TREE };
 
 struct op {
         enum op_kind kind;
@@ -121,6 +123,13 @@ static int run_op(const struct op *op, unsigned base)
                 return symlink(op->src, op->dst) == 0 || errno == EEXIST ? 0 : -errno;
         case OP_CHOWN_BASE:
                 return chown(op->dst, base, base) == 0 ? 0 : -errno;
+        case OP_READONLY_TREE: {
+                struct mount_attr attr = {.attr_set =
+                                              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
+                return syscall(SYS_mount_setattr, AT_FDCWD, op->dst, AT_RECURSIVE, &attr, sizeof attr) == 0
+                           ? 0
+                           : -errno;
+        }
         }
         return -EINVAL;
 }
@@ -221,10 +230,11 @@ static int child_main(void *arg)
                 child_fail(fd, errno, "become root of the user namespace");
         if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0)
                 child_fail(fd, errno, "pass agent socket and filter");
-        /* Every descriptor but 0-4 and the sync socket (CLOEXEC) must not reach the sandbox. */
-        for (int i = 5; i < 1024; i++)
-                if (i != fd && i != p->init_fd)
-                        close(i);
+        /* Nothing of the worker may reach the sandbox but fds 0-4: every other descriptor,
+         * however high (a busy worker holds thousands: Redis connections, FastCGI requests),
+         * closes on exec. The sync socket and the init binary's fd close with them. */
+        if (close_range(5, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+                child_fail(fd, errno, "close inherited descriptors");
         /* The agent writes nothing; its stderr stays warrend's log only in sanitizer builds,
          * where a report must reach the tests. Otherwise user code, which can ptrace the
          * agent, could write into the host's log through it. */
@@ -298,6 +308,15 @@ static void mask_file(struct plan_builder *b, const char *in_root, const char *s
         mount_in(b, "/dev/null", in_root, NULL, MS_BIND, NULL, step)->kind = OP_OPTIONAL_MOUNT;
 }
 
+/* Hides a directory of host information under an empty read-only tmpfs (absent ones are
+ * skipped). */
+static void hide_dir(struct plan_builder *b, const char *in_root, const char *step)
+{
+        mount_in(b, "tmpfs", in_root, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "size=4k,mode=0555", step)
+            ->kind = OP_OPTIONAL_MOUNT;
+}
+
 /* Makes a directory read-only: bind it onto itself, then remount that bind read-only. */
 static void read_only_dir(struct plan_builder *b, const char *in_root, const char *step)
 {
@@ -343,8 +362,9 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         mount_at(&b, "overlay", p->root, "overlay", MS_NOSUID | MS_NODEV, lower_opts, "mount overlay root");
         /* The host's programs, read-only and without setuid. */
         mount_in(&b, "/usr", "/usr", NULL, MS_BIND | MS_REC, NULL, "bind /usr");
-        mount_in(&b, NULL, "/usr", NULL, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, NULL,
-                 "make /usr read-only");
+        /* Read-only, nosuid and nodev down the whole tree: a mount under the host's /usr
+         * would otherwise keep its own flags. */
+        path_in(&b, OP_READONLY_TREE, "/usr", 0, NULL, "make /usr read-only");
         /* /proc of the new pid namespace, with the host-revealing files masked. */
         mount_in(&b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
         mask_file(&b, "/proc/kcore", "mask /proc/kcore");
@@ -356,8 +376,11 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         read_only_dir(&b, "/proc/bus", "make /proc/bus read-only");
         read_only_dir(&b, "/proc/fs", "make /proc/fs read-only");
         read_only_dir(&b, "/proc/irq", "make /proc/irq read-only");
+        hide_dir(&b, "/proc/acpi", "hide /proc/acpi");
+        hide_dir(&b, "/proc/scsi", "hide /proc/scsi");
         mount_in(&b, "sysfs", "/sys", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
                  "mount /sys");
+        hide_dir(&b, "/sys/firmware", "hide /sys/firmware");
         /* A minimal /dev: a few host device nodes bound in, its own ptys and shared memory. */
         mount_in(&b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536", "mount /dev");
         static const char *const devices[] = {"/dev/null",   "/dev/zero",    "/dev/full",
@@ -368,7 +391,7 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         }
         path_in(&b, OP_MKDIR, "/dev/pts", 0755, NULL, "create /dev/pts");
         mount_in(&b, "devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
-                 "newinstance,ptmxmode=0666,mode=0620", "mount /dev/pts");
+                 "newinstance,ptmxmode=0666,mode=0620,max=64", "mount /dev/pts");
         path_in(&b, OP_SYMLINK, "/dev/ptmx", 0, "pts/ptmx", "link /dev/ptmx");
         path_in(&b, OP_MKDIR, "/dev/shm", 01777, NULL, "create /dev/shm");
         mount_in(&b, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=67108864",

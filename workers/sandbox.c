@@ -23,7 +23,7 @@ struct record {
         char id[SANDBOX_ID_MAX], key_id[KEY_ID_MAX], node_id[64], status[16], image[64];
         long long created_at, end_at, cpu_millis, memory_mb, disk_mb, pid, paused_at, paused_ms, remaining_ms;
         bool auto_resume;
-        char metadata[8192];
+        char metadata[SANDBOX_METADATA_MAX + 1];
 };
 
 static long long now_ms(void)
@@ -479,12 +479,23 @@ int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, 
 
 /* --- lifetime, pause, resume --------------------------------------------------------- */
 
+/* A sandbox being deleted takes no more work, and its deadline stays where the retry put it. */
+static int refuse_deleting(const struct record *rec, char err[SANDBOX_ERR_MAX])
+{
+        if (strcmp(rec->status, "deleting") != 0)
+                return 0;
+        snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is being deleted", rec->id);
+        return -EAGAIN;
+}
+
 int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *id, long long timeout_ms,
                         json_t **ret_info, char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
         int r = record_load(sc, key_id, id, &rec, err);
         if (r < 0)
+                return r;
+        if ((r = refuse_deleting(&rec, err)) < 0)
                 return r;
         long long end_at = now_ms() + timeout_ms;
         redisReply *rep = NULL;
@@ -525,6 +536,8 @@ int sandbox_pause(struct sandbox_ctx *sc, const char *key_id, const char *id, js
         struct record rec;
         int r = record_load(sc, key_id, id, &rec, err);
         if (r < 0)
+                return r;
+        if ((r = refuse_deleting(&rec, err)) < 0)
                 return r;
         if (strcmp(rec.status, "paused") == 0)
                 return sandbox_get(sc, key_id, id, ret_info, err);
@@ -575,6 +588,21 @@ int sandbox_resume(struct sandbox_ctx *sc, const char *key_id, const char *id, j
 
 /* --- metrics and exec ---------------------------------------------------------------- */
 
+/* True if pid is a process in the sandbox's cgroup (its /proc/<pid>/cgroup names it). */
+static bool pid_is_sandboxes(long long pid, const char *parent, const char *id)
+{
+        char path[64], line[512], want[256];
+        snprintf(path, sizeof path, "/proc/%lld/cgroup", pid);
+        snprintf(want, sizeof want, "/%.128s/%.31s\n", parent, id);
+        FILE *f = fopen(path, "re");
+        bool found = false;
+        while (f && !found && fgets(line, sizeof line, f))
+                found = strstr(line, want) != NULL;
+        if (f)
+                fclose(f);
+        return found;
+}
+
 int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_metrics,
                     char err[SANDBOX_ERR_MAX])
 {
@@ -598,7 +626,8 @@ int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, 
         snprintf(root, sizeof root, "/proc/%lld/root/", rec.pid);
         struct statvfs vfs;
         long long disk_used = -1, disk_total = rec.disk_mb << 20;
-        if (statvfs(root, &vfs) == 0)
+        /* Only while the recorded pid is still this sandbox's: pids are reused. */
+        if (pid_is_sandboxes(rec.pid, sc->cfg->cgroup_parent, id) && statvfs(root, &vfs) == 0)
                 disk_used = (long long)(vfs.f_blocks - vfs.f_bfree) * (long long)vfs.f_frsize;
         *ret_metrics = json_pack(
             "{s:s, s:s, s:{s:f, s:f}, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}}", "id", id, "status",
@@ -617,6 +646,8 @@ int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, jso
         struct record rec;
         int r = record_load(sc, key_id, id, &rec, err);
         if (r < 0)
+                return r;
+        if ((r = refuse_deleting(&rec, err)) < 0)
                 return r;
         if (strcmp(rec.status, "paused") == 0) {
                 if (!rec.auto_resume) {

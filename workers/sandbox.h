@@ -18,8 +18,9 @@
 #include "config.h"
 #include "redis_client.h"
 
-#define SANDBOX_ERR_MAX 256
-#define SANDBOX_ID_MAX  32
+#define SANDBOX_ERR_MAX      256
+#define SANDBOX_ID_MAX       32
+#define SANDBOX_METADATA_MAX 8000 /* bytes of metadata as JSON */
 
 struct sandbox_ctx {
         const struct warren_config *cfg;

@@ -21,6 +21,16 @@ import traceback
 
 SRC = os.environ.get("WARREN_SOURCE_DIR") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("WARREN_BUILD_DIR") or os.path.join(SRC, "build")
+def _sanitized_build():
+    try:
+        with open(os.path.join(BUILD, "CMakeCache.txt")) as f:
+            return "WARREN_SANITIZE:BOOL=ON" in f.read()
+    except OSError:
+        return False
+
+
+# In sanitizer builds the agent keeps warrend's log as its stderr, so reports reach the tests.
+SANITIZED = _sanitized_build()
 SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:", "SUMMARY: UndefinedBehaviorSanitizer")
 
 

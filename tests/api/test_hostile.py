@@ -7,7 +7,7 @@ import json
 import threading
 import time
 
-from harness import Node, expect, main, test
+from harness import SANITIZED, Node, expect, main, test
 
 PROBE = r'''
 import ctypes, errno, json, socket, sys
@@ -241,6 +241,66 @@ def sandboxes_see_neither_each_others_files_nor_processes_nor_leftovers(node):
     expect(rc.json["stdout"] == "", rc)
     for s in (b, c):
         node.request("DELETE", f"/v1/sandboxes/{s}")
+
+
+@test
+def no_host_descriptor_reaches_the_sandbox(node):
+    sid = node.sandbox()
+    mine = node.shell(sid, "ls /proc/self/fd").json["stdout"].split()
+    expect(mine == ["0", "1", "2", "3"], mine)  # 3 is ls's own directory
+    # The agent holds its own: 0-2 on /dev/null, its socket, a signalfd, and this session's
+    # connection and pipes; nothing of warrend's (whose descriptors run into the thousands).
+    agent = node.shell(sid, "for f in /proc/1/fd/*; do echo \"${f##*/} $(readlink $f)\"; done", user="root")
+    fds = dict(l.split(" ", 1) for l in agent.json["stdout"].splitlines() if " " in l)
+    expect(len(fds) <= 12 and max(int(k) for k in fds) < 32, fds)
+    expect(fds["0"] == fds["1"] == "/dev/null" and fds["3"].startswith("socket:"), fds)
+    expect(fds["2"] == "/dev/null" or (SANITIZED and fds["2"].endswith("/logs/warrend.log")), fds)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def input_that_is_never_read_neither_wedges_the_agent_nor_pins_a_thread(node):
+    sid = node.sandbox()
+    code = "sleep 100000\n" + "#" * (3 << 20)
+    t0 = time.time()
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"language": "bash", "code": code, "timeout_ms": 2000},
+                     timeout=30)
+    expect(r.status == 200 and r.json["timed_out"] is True, r)
+    expect(time.time() - t0 < 10, f"took {time.time() - t0:.1f} s")
+    expect(node.shell(sid, "echo free").json["stdout"] == "free\n")
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def ptys_are_bounded_per_sandbox(node):
+    a = node.sandbox()
+    b = node.sandbox()
+    r = node.request("POST", f"/v1/sandboxes/{a}/run", {"code": (
+        "import os\nfds = []\n"
+        "try:\n"
+        "    while True:\n"
+        "        fds.append(os.openpty())\n"
+        "except OSError as e:\n"
+        "    print(len(fds), e.errno)\n"
+        "import time; time.sleep(1)\n")})
+    n, err = r.json["logs"]["stdout"][0].split()
+    expect(int(n) <= 64 and err == "28", r.json["logs"])
+    other = node.request("POST", f"/v1/sandboxes/{b}/run", {"code": "import os; os.openpty(); print('ok')"})
+    expect(other.json["logs"]["stdout"] == ["ok\n"], other)
+    for s in (a, b):
+        node.request("DELETE", f"/v1/sandboxes/{s}")
+
+
+@test
+def host_information_directories_are_hidden(node):
+    sid = node.sandbox()
+    r = node.shell(sid, "ls -A /sys/firmware /proc/acpi 2>/dev/null | grep -cv ':$\\|^$'; touch /usr/x 2>&1; "
+                        "grep ' /usr ' /proc/mounts",
+                   user="root")
+    out = r.json["stdout"]
+    expect(out.splitlines()[0] == "0", out)
+    expect("Read-only file system" in out and " ro," in out and "nosuid" in out, out)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 
 @test

@@ -249,6 +249,8 @@ def bad_input_is_a_clear_400_and_nothing_is_half_made(node):
     expect_error(node.request("POST", "/v1/sandboxes", {"env": {"A": 5}}), 400, "env")
     expect_error(node.request("POST", "/v1/sandboxes", raw=b'{"env": {"A": "x\\u0000y"}}'), 400, "invalid JSON")
     expect_error(node.request("POST", "/v1/sandboxes", {"colour": "red"}), 400, "unknown field 'colour'")
+    big_meta = {f"k{i}": "v" * 200 for i in range(50)}
+    expect_error(node.request("POST", "/v1/sandboxes", {"metadata": big_meta}), 400, "metadata")
     sid = node.sandbox()
     expect_error(node.shell(sid, "pwd", cwd="/does/not/exist"), 400, "does not exist")
     expect_error(node.shell(sid, "pwd", cwd="relative"), 400, "absolute")
