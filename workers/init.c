@@ -40,6 +40,7 @@
 
 #define LISTEN_FD      3
 #define FILTER_FD      4 /* the syscall filter as raw BPF, sealed, compiled once by warrend */
+#define ENV_FD         5 /* the sandbox's environment: NAME=value strings, each ending in NUL */
 #define MAX_SESSIONS   256
 #define READ_CHUNK     65536
 #define USER_UID       1000
@@ -503,6 +504,36 @@ static int next_wakeup_ms(void)
         return next <= now ? 0 : (int)(next - now);
 }
 
+/* The sandbox's environment, for the commands it runs (never this process's own). */
+static char **read_env(void)
+{
+        struct stat st;
+        char **env = calloc(1, sizeof *env);
+        if (fstat(ENV_FD, &st) < 0 || st.st_size <= 0 || st.st_size > (64 << 20)) {
+                close(ENV_FD);
+                return env;
+        }
+        char *buf = malloc((size_t)st.st_size + 1);
+        ssize_t n = buf ? pread(ENV_FD, buf, (size_t)st.st_size, 0) : -1;
+        close(ENV_FD);
+        if (n != st.st_size) {
+                free(buf);
+                return env;
+        }
+        buf[n] = 0;
+        size_t count = 0;
+        for (ssize_t i = 0; i < n; i++)
+                count += buf[i] == 0;
+        char **all = realloc(env, (count + 1) * sizeof *all);
+        if (!all)
+                return env;
+        size_t k = 0;
+        for (char *p = buf; p < buf + n && k < count; p += strlen(p) + 1)
+                all[k++] = p; /* buf lives as long as the process */
+        all[k] = NULL;
+        return all;
+}
+
 /* Reads the filter warrend compiled and loads it: from here on, every process in the
  * sandbox runs under it. */
 static int load_filter(void)
@@ -534,11 +565,9 @@ static int setup(int argc, char **argv)
         for (int i = 0; i < MAX_SESSIONS; i++)
                 sessions[i] = (struct session){
                     .conn = -1, .state = SESSION_DONE, .out_fd = -1, .err_fd = -1, .in_fd = -1};
-        /* Only 0-2, the agent socket (3) and the filter (4) are expected; drop anything else. */
-        close_range(5, ~0U, 0);
-        /* The sandbox's own environment arrives as ours; commands get it, init keeps a copy. */
-        extern char **environ;
-        base_env = environ;
+        /* Only 0-2, the agent socket, the filter and the environment are expected. */
+        close_range(6, ~0U, 0);
+        base_env = read_env();
         signal(SIGPIPE, SIG_IGN);
         return load_filter();
 }

@@ -69,8 +69,7 @@ struct child_plan {
         char root[P];
         const char *hostname;
         long long disk_bytes;
-        int sync_fd, listen_fd, init_fd, filter_fd;
-        char *const *env;
+        int sync_fd, listen_fd, init_fd, filter_fd, env_fd;
         char join[8][P]; /* the cgroup files the child writes "0" into to join its group */
         int njoin;
 };
@@ -221,19 +220,24 @@ static int child_main(void *arg)
                 child_fail(fd, errno, "detach old root");
         if (chdir("/") < 0)
                 child_fail(fd, errno, "chdir /");
-        /* Last: the user namespace. It owns none of the namespaces above. */
+        /* Last: the user namespace. It owns none of the namespaces above. The child becomes
+         * the sandbox's host uid first, so that what the kernel counts per user (inotify
+         * instances and watches, user namespaces) is charged to that uid, not to host root. */
+        if (setgroups(0, NULL) < 0 || setresgid(a->base, a->base, a->base) < 0 ||
+            setresuid(a->base, a->base, a->base) < 0)
+                child_fail(fd, errno, "become the sandbox's host uid");
         if (unshare(CLONE_NEWUSER) < 0)
                 child_fail(fd, errno, "unshare user namespace");
         if (write(fd, "u", 1) != 1 || sync_wait(fd, 'm') < 0)
                 child_fail(fd, EPIPE, "wait for uid map");
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
                 child_fail(fd, errno, "become root of the user namespace");
-        if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0)
-                child_fail(fd, errno, "pass agent socket and filter");
-        /* Nothing of the worker may reach the sandbox but fds 0-4: every other descriptor,
+        if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0 || dup2(p->env_fd, 5) < 0)
+                child_fail(fd, errno, "pass agent socket, filter and environment");
+        /* Nothing of the worker may reach the sandbox but fds 0-5: every other descriptor,
          * however high (a busy worker holds thousands: Redis connections, FastCGI requests),
          * closes on exec. The sync socket and the init binary's fd close with them. */
-        if (close_range(5, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        if (close_range(6, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 child_fail(fd, errno, "close inherited descriptors");
         /* The agent writes nothing; its stderr stays warrend's log only in sanitizer builds,
          * where a report must reach the tests. Otherwise user code, which can ptrace the
@@ -246,8 +250,11 @@ static int child_main(void *arg)
                 dup2(devnull, 2);
 #endif
         }
+        /* warren-init's own environment is fixed: the sandbox's (from the request) reaches only
+         * the commands it runs, through fd 5, never the loader or libc of PID 1. */
         char *argv[] = {"warren-init", NULL};
-        syscall(SYS_execveat, p->init_fd, "", argv, p->env, AT_EMPTY_PATH);
+        char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
+        syscall(SYS_execveat, p->init_fd, "", argv, envp, AT_EMPTY_PATH);
         child_fail(fd, errno, "exec warren-init");
         return 1;
 }
@@ -416,6 +423,22 @@ static int filter_fd = -1;
 static char filter_error[SECCOMP_ERR_MAX];
 static pthread_once_t filter_once = PTHREAD_ONCE_INIT;
 
+/* The sandbox's environment as NAME=value strings, each ending in NUL, in a sealed memfd. */
+static int env_memfd(char *const *env)
+{
+        _cleanup_close_ int fd = memfd_create("warren-sandbox-env", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return -errno;
+        for (char *const *e = env; e && *e; e++) {
+                size_t n = strlen(*e) + 1;
+                if (write(fd, *e, n) != (ssize_t)n)
+                        return -EIO;
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
+                return -errno;
+        return TAKE_FD(fd);
+}
+
 static void filter_build(void)
 {
         struct seccomp_program prog;
@@ -550,7 +573,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         int r = make_dirs(s->sandbox_dir, err);
         if (r < 0 || (r = build_plan(s, plan, err)) < 0)
                 return r;
-        _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1;
+        _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1, env_fd = -1;
         if ((r = agent_socket_bind(s->sandbox_dir, &listen_fd, err)) < 0)
                 return r;
         init_fd = open(s->init_path, O_PATH | O_CLOEXEC);
@@ -569,13 +592,18 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         plan->sync_fd = child_end;
         plan->listen_fd = listen_fd;
         plan->init_fd = init_fd;
-        plan->env = s->env;
         pthread_once(&filter_once, filter_build);
         if (filter_fd < 0) {
                 snprintf(err, LAUNCH_ERR_MAX, "%s", filter_error);
                 return -EINVAL;
         }
         plan->filter_fd = filter_fd;
+        env_fd = env_memfd(s->env);
+        if (env_fd < 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "pass the sandbox's environment: %s", strerror(-env_fd));
+                return env_fd;
+        }
+        plan->env_fd = env_fd;
         char cgerr[CGROUP_ERR_MAX];
         plan->njoin = cgroup_join_files(s->cgroup, plan->join, (int)ELEMENTSOF(plan->join), cgerr);
         if (plan->njoin < 0) {

@@ -16,6 +16,7 @@
  *
  * The filter is built once with libseccomp and exported as raw BPF into memory; loading it
  * is one prctl, so children do it between fork and execve without allocating. */
+#include <linux/netlink.h>
 #include <seccomp.h>
 
 #include "syscall_filter.h"
@@ -158,6 +159,7 @@ static const struct {
          CLONE_NEWCGROUP | CLONE_NEWTIME)
 
 static const int allowed_socket_families[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+static const int allowed_netlink[] = {NETLINK_ROUTE, NETLINK_SOCK_DIAG};
 
 /* Docker's allowed personalities: plain Linux, 32-bit uname, 2.6-style uname, both, and
  * 0xffffffff, which only asks for the current one. */
@@ -285,12 +287,26 @@ static int add_socket_rules(scmp_filter_ctx ctx, const char *name, char err[SECC
         int largest = 0;
         for (size_t i = 0; i < ELEMENTSOF(allowed_socket_families); i++) {
                 int family = allowed_socket_families[i];
+                if (family > largest)
+                        largest = family;
                 struct scmp_arg_cmp is_family = first_arg(SCMP_CMP_EQ, (scmp_datum_t)family, 0);
+                if (family == AF_NETLINK) {
+                        /* Netlink only for routing and socket diagnostics (ip, ss, getifaddrs):
+                         * not the host's uevents, audit or the rest. Others get the default
+                         * EPERM; socketpair has no netlink at all. */
+                        for (size_t p = 0; strcmp(name, "socket") == 0 && p < ELEMENTSOF(allowed_netlink);
+                             p++) {
+                                struct scmp_arg_cmp cmp[2] = {
+                                    is_family, SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)allowed_netlink[p])};
+                                int r = add_rule(ctx, SCMP_ACT_ALLOW, name, 2, cmp, err);
+                                if (r < 0)
+                                        return r;
+                        }
+                        continue;
+                }
                 int r = add_rule(ctx, SCMP_ACT_ALLOW, name, 1, &is_family, err);
                 if (r < 0)
                         return r;
-                if (family > largest)
-                        largest = family;
         }
         for (int family = 0; family < largest; family++) {
                 if (socket_family_allowed(family))

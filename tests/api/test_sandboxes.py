@@ -43,6 +43,8 @@ def shell_runs_as_user_or_root_with_env_and_cwd(node):
     expect(r.json["timed_out"] is False and r.json["truncated"] is False and r.json["duration_ms"] >= 0, r)
     r = node.shell(sid, "id -u; pwd", user="root", cwd="/tmp")
     expect(r.json["stdout"] == "0\n/tmp\n", r)
+    init_env = node.shell(sid, "tr '\\0' '\\n' < /proc/1/environ", user="root").json["stdout"]
+    expect("GREETING" not in init_env, f"the sandbox's env must reach commands only: {init_env!r}")
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 

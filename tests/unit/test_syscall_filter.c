@@ -25,6 +25,7 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
+#include <linux/netlink.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/timex.h>
@@ -922,12 +923,14 @@ static void seccomp__socket_family_with_high_bits_set_does_not_pass_as_af_inet(v
 }
 
 /* Returns 0, or 1000 + the first family whose socket and socketpair did not answer as
- * expected: EINVAL (they reached the kernel) for the four allowed families and, without
+ * expected: EINVAL (they reached the kernel) for the allowed families and, without
  * the filter, for all; EAFNOSUPPORT for the others under the filter. */
 static int probe_every_socket_family(void)
 {
-        static const int allowed[] = {AF_UNIX, AF_INET, AF_INET6, AF_NETLINK};
+        static const int allowed[] = {AF_UNIX, AF_INET, AF_INET6};
         for (int family = 0; family < AF_MAX; family++) {
+                if (family == AF_NETLINK && in_filtered_child)
+                        continue; /* depends on the protocol: see the netlink test */
                 bool reaches_kernel = !in_filtered_child;
                 for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++)
                         reaches_kernel = reaches_kernel || allowed[i] == family;
@@ -946,6 +949,37 @@ static void seccomp__only_unix_inet_inet6_and_netlink_sockets_reach_the_kernel(v
         if (bare.result != 0 || filtered.result != 0)
                 fprintf(stderr, "  family %d (without the filter) / %d (under it) answered wrong\n",
                         bare.result - 1000, filtered.result - 1000);
+        CHECK(bare.signal == 0 && bare.result == 0);
+        CHECK(filtered.signal == 0 && filtered.result == 0);
+}
+
+static int probe_netlink_protocols(void)
+{
+        static const struct {
+                int protocol;
+                bool allowed;
+        } cases[] = {{NETLINK_ROUTE, true},
+                     {NETLINK_SOCK_DIAG, true},
+                     {NETLINK_KOBJECT_UEVENT, false},
+                     {NETLINK_AUDIT, false},
+                     {NETLINK_NETFILTER, false}};
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, cases[i].protocol);
+                int got = fd >= 0 ? 0 : errno;
+                if (fd >= 0)
+                        close(fd);
+                if (in_filtered_child && (cases[i].allowed ? got != 0 : got != EPERM))
+                        return 1000 + cases[i].protocol;
+                if (!in_filtered_child && got == EPERM)
+                        return 2000 + cases[i].protocol; /* without the filter, no EPERM */
+        }
+        return 0;
+}
+
+static void seccomp__netlink_is_only_for_routing_and_socket_diagnostics(void)
+{
+        struct outcome bare = run_probe(false, probe_netlink_protocols);
+        struct outcome filtered = run_probe(true, probe_netlink_protocols);
         CHECK(bare.signal == 0 && bare.result == 0);
         CHECK(filtered.signal == 0 && filtered.result == 0);
 }
@@ -1060,6 +1094,7 @@ int main(void)
         RUN(seccomp__socketpair_af_alg_is_eafnosupport_from_the_filter);
         RUN(seccomp__socket_family_with_high_bits_set_does_not_pass_as_af_inet);
         RUN(seccomp__only_unix_inet_inet6_and_netlink_sockets_reach_the_kernel);
+        RUN(seccomp__netlink_is_only_for_routing_and_socket_diagnostics);
 
         RUN(seccomp__personality_flags_docker_does_not_allow_are_refused);
         RUN(seccomp__personality_query_and_plain_linux_are_allowed);
