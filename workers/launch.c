@@ -619,10 +619,13 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         struct child_args args = {.plan = plan, .base = s->uid_base};
         /* CLONE_PARENT: the sandbox is the master's child, not this worker's, so it outlives
          * any worker and its exit is reaped by the master. */
+        /* CLONE_PIDFD: the master reaps the child (CLONE_PARENT), so its pid may be reused by
+         * the time a failure here kills it; the pidfd always names this child. */
+        int pidfd = -1;
         pid_t pid = clone(child_main, (char *)stack + stack_size,
                           CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-                              CLONE_PARENT | SIGCHLD,
-                          &args);
+                              CLONE_PARENT | CLONE_PIDFD | SIGCHLD,
+                          &args, &pidfd);
         int clone_errno = errno;
         munmap(stack, stack_size); /* the child has its own copy: no CLONE_VM */
         if (pid < 0) {
@@ -632,10 +635,11 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         closep(&child_end);
         child_end = -1;
         r = supervise_child(s, pid, parent_end, err);
-        if (r < 0) {
-                kill(pid, SIGKILL); /* PID 1 of its namespace: everything in it dies with it */
+        if (r < 0) /* PID 1 of its namespace: everything in it dies with it */
+                syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        close(pidfd);
+        if (r < 0)
                 return r;
-        }
         *ret_pid = pid;
         return 0;
 }
