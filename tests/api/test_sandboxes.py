@@ -301,6 +301,38 @@ def a_full_node_answers_503_and_frees_the_slot_on_delete(node):
 
 
 @test
+def a_sandbox_whose_runtime_dies_is_cleaned_up_by_the_node(node):
+    k = node.create_key("dying", max_sandboxes=1)["key"]
+    sid = node.sandbox(key=k)
+    agent = [p for p in node.leftovers() if p.startswith("process")]
+    host_pids = []
+    for entry in agent:
+        pid = int(entry.split()[1])
+        with open(f"/proc/{pid}/cgroup") as f:
+            if f"/{sid}\n" in f.read():
+                host_pids.append(pid)
+    expect(len(host_pids) == 1, host_pids)
+    os.kill(host_pids[0], signal.SIGKILL)
+    expect(wait_until(lambda: node.request("GET", f"/v1/sandboxes/{sid}", key=k).status == 404, timeout=10),
+           "a dead sandbox must be swept")
+    expect(wait_until(lambda: not [x for x in node.leftovers() if sid in x], timeout=5), node.leftovers())
+    expect(node.request("GET", "/v1/usage", key=k).json["sandboxes"]["used"] == 0, "its quota must come back")
+
+
+@test
+def a_create_that_fails_in_the_runtime_leaves_nothing(node):
+    broken = Node(init_path="/nonexistent/warren-init").start()
+    try:
+        r = broken.request("POST", "/v1/sandboxes", {})
+        expect_error(r, 500, "warren-init")
+        expect(broken.request("GET", "/v1/usage").json["sandboxes"]["used"] == 0, "the quota must be released")
+        expect(broken.request("GET", "/v1/sandboxes").json["sandboxes"] == [])
+        expect(not broken.leftovers(), broken.leftovers())
+    finally:
+        broken.destroy()
+
+
+@test
 def deleting_everything_leaves_nothing_on_the_host(node):
     for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
         node.request("DELETE", f"/v1/sandboxes/{s['id']}")
