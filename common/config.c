@@ -209,7 +209,7 @@ static int config_read_env(struct warren_config *cfg, char err[CONFIG_ERR_MAX])
                         env[n++] = (char)toupper((unsigned char)*p);
                 env[n] = 0;
                 const char *v = getenv(env);
-                if (v) {
+                if (v && *v) { /* an empty variable is unset, not an empty value */
                         int r = config_set(cfg, config_keys[i].name, v, env, err);
                         if (r < 0)
                                 return r;

@@ -61,7 +61,8 @@ class Node:
         self.state = tempfile.mkdtemp(prefix="warren-api-")
         self.http_port = free_port()
         self.https_port = free_port()
-        self.env = dict(os.environ)
+        # Settings come from this harness only, never from the environment it runs in.
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("WARREN_")}
         self.env.update({
             "WARREN_STATE_DIR": self.state,
             "WARREN_HTTP_PORT": str(self.http_port),
@@ -88,7 +89,10 @@ class Node:
         return subprocess.run([os.path.join(SRC, "warren"), *args], env=self.env, check=check,
                               capture_output=True, text=True, input=input, timeout=120)
 
+    started = []  # every node a test started, for cleanup when setup fails
+
     def start(self):
+        Node.started.append(self)
         out = self.warren("start")
         with open(os.path.join(self.state, "admin.key")) as f:
             self.admin_key = f.read().strip()
@@ -281,7 +285,18 @@ def parallel(n, fn):
 
 def main(setup=None, teardown=None):
     passed = failed = 0
-    ctx = setup() if setup else None
+    try:
+        ctx = setup() if setup else None
+    except Exception:
+        # Whatever setup started must not outlive the test (nor keep ctest's pipe open).
+        traceback.print_exc()
+        for node in list(Node.started):
+            try:
+                node.destroy()
+            except Exception:
+                pass
+        print("0 passed, 1 failed", flush=True)
+        sys.exit(1)
     try:
         for fn in _tests:
             t0 = time.time()

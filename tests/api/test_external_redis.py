@@ -43,13 +43,18 @@ def setup():
     d = tempfile.mkdtemp(prefix="warren-ext-redis-")
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--requirepass", "s3cret",
                              "--save", "", "--appendonly", "no", "--dir", d, "--loglevel", "warning"],
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     for _ in range(100):
         if subprocess.run(["redis-cli", "-p", str(port), "-a", "s3cret", "--no-auth-warning", "ping"],
                           capture_output=True, text=True).stdout.strip() == "PONG":
             break
         time.sleep(0.05)
-    node = Node(redis_url=f"redis://:s3cret@127.0.0.1:{port}/3").start()
+    try:
+        node = Node(redis_url=f"redis://:s3cret@127.0.0.1:{port}/3").start()
+    except Exception:
+        proc.terminate()
+        shutil.rmtree(d, ignore_errors=True)
+        raise
     return node, port, (proc, d)
 
 
