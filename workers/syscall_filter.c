@@ -296,8 +296,11 @@ static int add_socket_rules(scmp_filter_ctx ctx, const char *name, char err[SECC
                          * EPERM; socketpair has no netlink at all. */
                         for (size_t p = 0; strcmp(name, "socket") == 0 && p < ELEMENTSOF(allowed_netlink);
                              p++) {
-                                struct scmp_arg_cmp cmp[2] = {
-                                    is_family, SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)allowed_netlink[p])};
+                                struct scmp_arg_cmp protocol = {.arg = 2,
+                                                                .op = SCMP_CMP_EQ,
+                                                                .datum_a = (scmp_datum_t)allowed_netlink[p],
+                                                                .datum_b = 0};
+                                struct scmp_arg_cmp cmp[2] = {is_family, protocol};
                                 int r = add_rule(ctx, SCMP_ACT_ALLOW, name, 2, cmp, err);
                                 if (r < 0)
                                         return r;
