@@ -479,12 +479,15 @@ int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, 
 
 /* --- lifetime, pause, resume --------------------------------------------------------- */
 
-/* A sandbox being deleted takes no more work, and its deadline stays where the retry put it. */
-static int refuse_deleting(const struct record *rec, char err[SANDBOX_ERR_MAX])
+/* Loads a sandbox that can still take work: one being deleted takes none (-EAGAIN), and its
+ * deadline stays where the deleting retry put it. */
+static int record_load_active(struct sandbox_ctx *sc, const char *key_id, const char *id, struct record *ret,
+                              char err[SANDBOX_ERR_MAX])
 {
-        if (strcmp(rec->status, "deleting") != 0)
-                return 0;
-        snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is being deleted", rec->id);
+        int r = record_load(sc, key_id, id, ret, err);
+        if (r < 0 || strcmp(ret->status, "deleting") != 0)
+                return r;
+        snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is being deleted", ret->id);
         return -EAGAIN;
 }
 
@@ -492,10 +495,8 @@ int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *
                         json_t **ret_info, char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
-        int r = record_load(sc, key_id, id, &rec, err);
+        int r = record_load_active(sc, key_id, id, &rec, err);
         if (r < 0)
-                return r;
-        if ((r = refuse_deleting(&rec, err)) < 0)
                 return r;
         long long end_at = now_ms() + timeout_ms;
         redisReply *rep = NULL;
@@ -534,10 +535,8 @@ int sandbox_pause(struct sandbox_ctx *sc, const char *key_id, const char *id, js
                   char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
-        int r = record_load(sc, key_id, id, &rec, err);
+        int r = record_load_active(sc, key_id, id, &rec, err);
         if (r < 0)
-                return r;
-        if ((r = refuse_deleting(&rec, err)) < 0)
                 return r;
         if (strcmp(rec.status, "paused") == 0)
                 return sandbox_get(sc, key_id, id, ret_info, err);
@@ -644,10 +643,8 @@ int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, jso
                  struct agent_result *ret, char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
-        int r = record_load(sc, key_id, id, &rec, err);
+        int r = record_load_active(sc, key_id, id, &rec, err);
         if (r < 0)
-                return r;
-        if ((r = refuse_deleting(&rec, err)) < 0)
                 return r;
         if (strcmp(rec.status, "paused") == 0) {
                 if (!rec.auto_resume) {
