@@ -131,8 +131,10 @@ int http_read_body(struct http_ctx *ctx, size_t limit, char **ret_buf, size_t *r
                 long got = ctx->io.read(ctx->io.impl, buf + len, cap - 1 - len);
                 if (got < 0)
                         return -EIO;
-                if (got == 0)
+                if (got == 0) {
+                        ctx->body_read = true;
                         break;
+                }
                 len += (size_t)got;
                 if (len > limit)
                         return -EFBIG;

@@ -57,6 +57,7 @@ struct http_ctx {
         int status;                  /* what was answered, for the log line */
         char error[REQUEST_ERR_MAX]; /* the error message answered, for the log line */
         bool responded;
+        bool body_read; /* the request body was read to its end */
 };
 
 /* Fills req from FastCGI-style parameters (NAME=value strings). Returns 0, or -EINVAL with a

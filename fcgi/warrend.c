@@ -14,6 +14,7 @@
 #include <grp.h>
 #include <libgen.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ struct child {
         pid_t pid;
         int generation;
         time_t started;
+        time_t retired; /* when a reload replaced its generation; 0 while current */
 };
 
 struct master {
@@ -171,18 +173,18 @@ static void signal_generation(struct master *m, int generation, int sig)
                         kill(m->children[i].pid, sig);
 }
 
-static void spawn_worker(struct master *m)
+static int spawn_worker(struct master *m)
 {
         int slot = 0;
         while (slot < MAX_CHILDREN && m->children[slot].pid > 0)
                 slot++;
         if (slot == MAX_CHILDREN)
-                return;
+                return -ENOSPC;
         pid_t pid = fork();
         if (pid < 0) {
-                log_event(LOG_LEVEL_ERROR, "fork worker failed",
-                          json_pack("{s:s}", "error", strerror(errno)));
-                return;
+                int r = -errno;
+                log_event(LOG_LEVEL_ERROR, "fork worker failed", json_pack("{s:s}", "error", strerror(-r)));
+                return r;
         }
         if (pid == 0) {
                 redis_client_free(m->redis); /* the master's connection is not the worker's */
@@ -190,16 +192,21 @@ static void spawn_worker(struct master *m)
                 exit(worker_run(&m->cfg, m->listen_fd, m->node_id));
         }
         m->children[slot] = (struct child){.pid = pid, .generation = m->generation, .started = time(NULL)};
+        return 0;
 }
 
+/* Tops the current generation up to the configured count. A failed fork (or a full table)
+ * ends the attempt: the next tick of the main loop tries again, rather than spinning here. */
 static void spawn_workers(struct master *m)
 {
-        while (live_children(m, m->generation) < m->cfg.workers)
-                spawn_worker(m);
+        for (int missing = m->cfg.workers - live_children(m, m->generation); missing > 0; missing--)
+                if (spawn_worker(m) < 0)
+                        break;
 }
 
 static void reap(struct master *m, int stopping)
 {
+        bool crash_looping = false;
         int status;
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
@@ -216,14 +223,17 @@ static void reap(struct master *m, int stopping)
                         else
                                 json_object_set_new(f, "exit_status", json_integer(WEXITSTATUS(status)));
                         log_event(LOG_LEVEL_WARN, "worker died; replacing it", f);
-                        m->fast_deaths = time(NULL) - c->started < 1 ? m->fast_deaths + 1 : 0;
+                        bool fast = time(NULL) - c->started < 1;
+                        m->fast_deaths = fast ? m->fast_deaths + 1 : 0;
+                        crash_looping = crash_looping || (fast && m->fast_deaths > 5);
                         break;
                 }
         }
         if (stopping)
                 return;
-        /* A crash loop (a worker dying as it starts) must not become a fork storm. */
-        if (m->fast_deaths > 5)
+        /* A crash loop (workers dying as they start) must not become a fork storm; the pause
+         * is only taken when this very call saw one more such death. */
+        if (crash_looping)
                 sleep(1);
         spawn_workers(m);
 }
@@ -256,6 +266,18 @@ static void heartbeat(struct master *m, int leaving)
                 freeReplyObject(reply);
 }
 
+/* Workers of a replaced generation finish their requests, but not forever: past the drain
+ * timeout they are killed, so old configurations cannot linger and fill the table. */
+static void expire_retired(struct master *m)
+{
+        time_t now = time(NULL);
+        for (int i = 0; i < MAX_CHILDREN; i++) {
+                struct child *c = &m->children[i];
+                if (c->pid > 0 && c->retired && now - c->retired > m->cfg.drain_timeout_s)
+                        kill(c->pid, SIGKILL);
+        }
+}
+
 /* Lifetimes are enforced here, by the node, whatever runs inside: once a second this
  * node's sandboxes that are due (or whose runtime died) are destroyed. */
 static void sweep(struct master *m)
@@ -281,11 +303,15 @@ static void reload(struct master *m)
         }
         int old_fd = m->listen_fd, new_fd;
         ino_t ino;
-        m->cfg = cfg;
-        if (listen_socket_open(&m->cfg, &new_fd, &ino, err) < 0) {
+        /* The new configuration is taken only once its socket is open: a reload that fails
+         * leaves everything as it was. */
+        if (listen_socket_open(&cfg, &new_fd, &ino, err) < 0) {
                 log_event(LOG_LEVEL_ERROR, "reload failed", json_pack("{s:s}", "error", err));
                 return;
         }
+        if (strcmp(cfg.socket_path, m->cfg.socket_path) != 0)
+                unlink(m->cfg.socket_path);
+        m->cfg = cfg;
         m->listen_fd = new_fd;
         m->listen_ino = ino;
         m->generation++;
@@ -295,6 +321,10 @@ static void reload(struct master *m)
         shutdown(old_fd, SHUT_RDWR);
         close(old_fd);
         signal_generation(m, m->generation - 1, SIGTERM); /* they drain kept connections and leave */
+        for (int i = 0; i < MAX_CHILDREN; i++)
+                if (m->children[i].pid > 0 && m->children[i].generation < m->generation &&
+                    !m->children[i].retired)
+                        m->children[i].retired = time(NULL);
         enum log_level lvl;
         if (log_level_parse(m->cfg.log_level, &lvl) == 0)
                 log_set_level(lvl);
@@ -348,6 +378,7 @@ static int run(struct master *m)
         for (;;) {
                 heartbeat(m, 0);
                 sweep(m);
+                expire_retired(m);
                 int sig = sigtimedwait(&set, NULL, &(struct timespec){.tv_sec = 1});
                 switch (sig) {
                 case SIGCHLD:

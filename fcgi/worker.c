@@ -1,46 +1,44 @@
 /* Worker processes. Threads block in FCGX_Accept_r; stopping never interrupts them with
  * signals (libfcgi treats EINTR on a request's socket as a broken request, and its shutdown
  * flag turns reads into EOF). Instead:
- *   - the listening socket is shut down (by the master), which wakes every accept() with an
- *     error while connections already accepted are served to the end;
- *   - nginx keeps FastCGI connections alive between requests, and a thread waiting for the
- *     next request on one sits in read(), not accept(). On SIGTERM the worker shuts down the
- *     read side of those idle connections only; a thread in the middle of a request finishes
- *     it and then closes its connection instead of keeping it. */
+ *   - the listening socket is shut down (by the master), which wakes every accept() with
+ *     EINVAL, and a thread that sees it ends; connections already accepted are served to
+ *     the end;
+ *   - nginx keeps FastCGI connections alive between requests. A thread waiting for the next
+ *     request on one polls it together with the worker's drain pipe; when the worker drains
+ *     (SIGTERM), the pipe's write end is closed, and the thread closes its own connection.
+ *     No thread ever touches another thread's descriptor: a number it saw may have been
+ *     closed and reused by then. */
 #include "worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <fcgiapp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cleanup.h"
 #include "dispatch.h"
 #include "log.h"
 #include "redis_client.h"
 
-/* What the drainer may touch of a thread: the kept-alive connection it waits on, if any. */
-struct thread_slot {
-        pthread_mutex_t lock;
-        int idle_fd; /* >= 0 while the thread waits for the next request on a kept connection */
-};
-
 struct worker {
         const struct warren_config *cfg;
         int listen_fd;
         const char *node_id;
-        int live_threads; /* atomic: threads still serving or accepting */
-        int draining;     /* atomic: stop keeping connections alive */
-        struct thread_slot *slots;
-        int next_slot; /* atomic: hands each thread its slot */
+        int live_threads;       /* atomic: threads still serving or accepting */
+        int draining;           /* atomic: stop keeping connections alive */
+        int drain_rd, drain_wr; /* closing drain_wr wakes every thread waiting on a kept connection */
 };
 
 static long fcgi_read(void *impl, char *buf, size_t n)
@@ -71,26 +69,57 @@ static int fcgi_flush(void *impl)
         return FCGX_FFlush(r->out) < 0 ? -EIO : 0;
 }
 
-/* Accepts the next request: on the kept connection if there is one (published as idle so
- * a drain can close it), else on the listening socket. */
-static int next_request(struct worker *w, struct thread_slot *slot, FCGX_Request *req)
+/* Gives up a kept connection: the next accept takes a new one from the listening socket. */
+static void drop_kept_connection(FCGX_Request *req)
 {
-        pthread_mutex_lock(&slot->lock);
-        slot->idle_fd = __atomic_load_n(&w->draining, __ATOMIC_SEQ_CST) ? -1 : req->ipcFd;
-        pthread_mutex_unlock(&slot->lock);
-        int r = FCGX_Accept_r(req);
-        pthread_mutex_lock(&slot->lock);
-        slot->idle_fd = -1;
-        pthread_mutex_unlock(&slot->lock);
-        return r;
+        req->keepConnection = 0;
+        FCGX_Free(req, 1);
 }
 
-static void serve(struct worker *w, struct thread_slot *slot, struct redis_client *rc)
+/* Waits for the next request: on the kept connection if there is one (watching the drain
+ * pipe too), then through libfcgi's accept. Returns what FCGX_Accept_r returns. */
+static int next_request(struct worker *w, FCGX_Request *req)
+{
+        if (req->ipcFd >= 0) {
+                struct pollfd p[2] = {{.fd = req->ipcFd, .events = POLLIN},
+                                      {.fd = w->drain_rd, .events = POLLIN}};
+                while (poll(p, 2, -1) < 0 && errno == EINTR)
+                        ;
+                /* A request already waiting is served (and its connection then closed). */
+                if (p[1].revents && !p[0].revents)
+                        drop_kept_connection(req);
+        }
+        return FCGX_Accept_r(req);
+}
+
+/* A body the handler did not read to its end is still on the connection: the next request
+ * on it would be read from the middle of that body, so the connection is not kept. */
+static bool body_left_unread(const struct http_ctx *ctx)
+{
+        if (ctx->body_read || !ctx->req.method)
+                return false;
+        if (ctx->req.content_length > 0)
+                return true;
+        return ctx->req.content_length < 0 && strcasecmp(ctx->req.method, "GET") != 0 &&
+               strcasecmp(ctx->req.method, "HEAD") != 0 && strcasecmp(ctx->req.method, "DELETE") != 0;
+}
+
+static void serve(struct worker *w, struct redis_client *rc)
 {
         FCGX_Request req;
         if (FCGX_InitRequest(&req, w->listen_fd, 0) != 0)
                 return;
-        while (next_request(w, slot, &req) >= 0) {
+        for (;;) {
+                int r = next_request(w, &req);
+                if (r == -EINVAL || (r < 0 && __atomic_load_n(&w->draining, __ATOMIC_SEQ_CST)))
+                        break; /* the listening socket was shut down: this worker is done */
+                if (r < 0) {
+                        /* EMFILE, ENOBUFS…: a thread that gave up here would be lost for good. */
+                        log_event(LOG_LEVEL_WARN, "accept failed; retrying",
+                                  json_pack("{s:s}", "error", strerror(r < -1 ? -r : EIO)));
+                        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
+                        continue;
+                }
                 /* libfcgi's accepted socket is inheritable: it must never reach a sandbox. */
                 fcntl(req.ipcFd, F_SETFD, FD_CLOEXEC);
                 struct http_ctx ctx = {
@@ -100,34 +129,20 @@ static void serve(struct worker *w, struct thread_slot *slot, struct redis_clien
                     .node_id = w->node_id,
                 };
                 dispatch_request(&ctx, req.envp);
-                if (__atomic_load_n(&w->draining, __ATOMIC_SEQ_CST))
+                if (__atomic_load_n(&w->draining, __ATOMIC_SEQ_CST) || body_left_unread(&ctx))
                         req.keepConnection = 0; /* closed by FCGX_Finish_r below */
                 FCGX_Finish_r(&req);
         }
         FCGX_Free(&req, 1);
 }
 
-/* Closes the read side of every connection a thread waits on between requests. Called after
- * the listening socket is shut down, so no new connection can reuse a published fd. */
-static void drain_idle_connections(struct worker *w, int nthreads)
-{
-        __atomic_store_n(&w->draining, 1, __ATOMIC_SEQ_CST);
-        for (int i = 0; i < nthreads; i++) {
-                pthread_mutex_lock(&w->slots[i].lock);
-                if (w->slots[i].idle_fd >= 0)
-                        shutdown(w->slots[i].idle_fd, SHUT_RD);
-                pthread_mutex_unlock(&w->slots[i].lock);
-        }
-}
-
 static void *request_thread(void *arg)
 {
         struct worker *w = arg;
-        struct thread_slot *slot = &w->slots[__atomic_fetch_add(&w->next_slot, 1, __ATOMIC_SEQ_CST)];
         char err[REDIS_ERR_MAX];
         struct redis_client *rc = NULL;
         if (redis_client_new(w->cfg->redis_url, w->cfg->redis_timeout_ms, &rc, err) == 0)
-                serve(w, slot, rc);
+                serve(w, rc);
         else
                 log_event(LOG_LEVEL_ERROR, "worker cannot use redis_url", json_pack("{s:s}", "error", err));
         redis_client_free(rc);
@@ -152,6 +167,15 @@ static int start_threads(struct worker *w, pthread_t *threads, int n)
         return started;
 }
 
+/* Stops keeping connections: every thread waiting on a kept connection wakes and closes it. */
+static void drain(struct worker *w)
+{
+        if (__atomic_exchange_n(&w->draining, 1, __ATOMIC_SEQ_CST))
+                return;
+        close(w->drain_wr);
+        w->drain_wr = -1;
+}
+
 int worker_run(const struct warren_config *cfg, int listen_fd, const char *node_id)
 {
         /* If the master dies, stop accepting so that a new master's socket takes over. */
@@ -170,32 +194,32 @@ int worker_run(const struct warren_config *cfg, int listen_fd, const char *node_
         if (log_level_parse(cfg->log_level, &lvl) == 0)
                 log_set_level(lvl);
 
+        int pipefd[2];
         _cleanup_free_ pthread_t *threads = calloc((size_t)cfg->threads, sizeof *threads);
-        _cleanup_free_ struct thread_slot *slots = calloc((size_t)cfg->threads, sizeof *slots);
-        if (!threads || !slots)
+        if (!threads || pipe2(pipefd, O_CLOEXEC) < 0)
                 return 1;
-        for (int i = 0; i < cfg->threads; i++) {
-                pthread_mutex_init(&slots[i].lock, NULL);
-                slots[i].idle_fd = -1;
-        }
-        struct worker w = {.cfg = cfg, .listen_fd = listen_fd, .node_id = node_id, .slots = slots};
+        struct worker w = {.cfg = cfg,
+                           .listen_fd = listen_fd,
+                           .node_id = node_id,
+                           .drain_rd = pipefd[0],
+                           .drain_wr = pipefd[1]};
         int started = start_threads(&w, threads, cfg->threads);
 
         /* SIGTERM comes from the master after it has shut the listening socket down (stop,
          * reload), or through PR_SET_PDEATHSIG when the master is gone. Shutting the socket
-         * down again is harmless, and needed in the second case. Idle connections are then
-         * closed again on every tick, for a request that was in flight at the first pass. */
+         * down again is harmless, and needed in the second case. */
         const struct timespec tick = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
         while (__atomic_load_n(&w.live_threads, __ATOMIC_SEQ_CST) > 0) {
                 int sig = sigtimedwait(&set, NULL, &tick);
-                if (sig == SIGTERM || sig == SIGINT)
+                if (sig == SIGTERM || sig == SIGINT) {
                         shutdown(listen_fd, SHUT_RDWR);
-                if (sig == SIGTERM || sig == SIGINT || __atomic_load_n(&w.draining, __ATOMIC_SEQ_CST))
-                        drain_idle_connections(&w, started);
+                        drain(&w);
+                }
         }
         for (int i = 0; i < started; i++)
                 pthread_join(threads[i], NULL);
-        for (int i = 0; i < cfg->threads; i++)
-                pthread_mutex_destroy(&slots[i].lock);
+        close(w.drain_rd);
+        if (w.drain_wr >= 0)
+                close(w.drain_wr);
         return 0;
 }
