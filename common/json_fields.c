@@ -157,26 +157,16 @@ int json_int_field(json_t *obj, const char *name, long long min, long long max, 
         return 0;
 }
 
-/* Length of the valid UTF-8 sequence at s, or 0 when it is not one (overlongs, surrogates
- * and code points past U+10FFFF included). */
-static size_t utf8_sequence(const unsigned char *s)
+size_t utf8_char_len(const unsigned char *s, size_t left)
 {
+        if (left == 0)
+                return 0;
         if (s[0] < 0x80)
                 return 1;
-        size_t n;
-        unsigned cp;
-        if ((s[0] & 0xe0) == 0xc0) {
-                n = 2;
-                cp = s[0] & 0x1f;
-        } else if ((s[0] & 0xf0) == 0xe0) {
-                n = 3;
-                cp = s[0] & 0x0f;
-        } else if ((s[0] & 0xf8) == 0xf0) {
-                n = 4;
-                cp = s[0] & 0x07;
-        } else {
+        size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+        if (n == 0 || n > left)
                 return 0;
-        }
+        unsigned cp = s[0] & (0x7f >> n);
         for (size_t i = 1; i < n; i++) {
                 if ((s[i] & 0xc0) != 0x80)
                         return 0;
@@ -191,12 +181,14 @@ static size_t utf8_sequence(const unsigned char *s)
 void utf8_sanitize(char *s)
 {
         unsigned char *p = (unsigned char *)s;
-        while (*p) {
-                size_t n = utf8_sequence(p);
+        size_t left = strlen(s);
+        while (left > 0) {
+                size_t n = utf8_char_len(p, left);
                 if (n == 0) {
-                        *p++ = '?';
-                        continue;
+                        *p = '?';
+                        n = 1;
                 }
                 p += n;
+                left -= n;
         }
 }

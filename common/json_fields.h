@@ -39,6 +39,10 @@ int json_fields_check(json_t *obj, const struct json_field *spec, size_t n, bool
 int json_int_field(json_t *obj, const char *name, long long min, long long max, long long def,
                    long long *ret_value, char err[JSON_ERR_MAX]);
 
+/* Length of the valid UTF-8 character at s (at most left bytes), or 0 when it is not one:
+ * overlongs, surrogates and code points past U+10FFFF included. */
+size_t utf8_char_len(const unsigned char *s, size_t left);
+
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place, so that text
  * built from client input (a cut field name, a path) can always go into a JSON string. */
 void utf8_sanitize(char *s);

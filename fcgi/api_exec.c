@@ -19,25 +19,6 @@
 
 /* --- text ---------------------------------------------------------------------------- */
 
-static size_t utf8_len_at(const unsigned char *s, size_t left)
-{
-        if (s[0] < 0x80)
-                return 1;
-        size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-        if (n == 0 || n > left)
-                return 0;
-        for (size_t i = 1; i < n; i++)
-                if ((s[i] & 0xc0) != 0x80)
-                        return 0;
-        unsigned cp = s[0] & (0x7f >> n);
-        for (size_t i = 1; i < n; i++)
-                cp = (cp << 6) | (s[i] & 0x3f);
-        static const unsigned min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
-        if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-                return 0;
-        return n;
-}
-
 static json_t *text_json(const char *buf, size_t len)
 {
         _cleanup_free_ char *out = malloc(len * 3 + 1);
@@ -46,7 +27,7 @@ static json_t *text_json(const char *buf, size_t len)
         size_t o = 0;
         const unsigned char *s = (const unsigned char *)buf;
         for (size_t i = 0; i < len;) {
-                size_t n = utf8_len_at(s + i, len - i);
+                size_t n = utf8_char_len(s + i, len - i);
                 if (n == 0) {
                         memcpy(out + o, "\xef\xbf\xbd", 3); /* U+FFFD */
                         o += 3;
