@@ -414,7 +414,10 @@ static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX
         char cgerr[CGROUP_ERR_MAX];
         int r = cgroup_open(id, &cg, cgerr);
         if (r == 0) {
-                r = cgroup_destroy(cg, cgerr);
+                /* Each attempt is bounded (a few seconds); a loaded host may need more than one
+                 * before the work is handed to the sweep. */
+                for (int attempt = 1; (r = cgroup_destroy(cg, cgerr)) < 0 && attempt < 3; attempt++)
+                        ;
                 cgroup_free(cg);
         }
         if (r < 0 && r != -ENOENT) {

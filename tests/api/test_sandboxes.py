@@ -30,7 +30,8 @@ def create_answers_201_with_a_dashless_id_and_limits(node):
     expect(sb["metadata"] == {"team": "a"} and sb["end_at"] and sb["created_at"], sb)
     got = node.request("GET", f"/v1/sandboxes/{sb['id']}")
     expect(got.status == 200 and got.json["id"] == sb["id"], got)
-    expect(node.request("DELETE", f"/v1/sandboxes/{sb['id']}").status == 200)
+    d = node.request("DELETE", f"/v1/sandboxes/{sb['id']}")
+    expect(d.status == 200, d)
 
 
 @test
