@@ -46,7 +46,7 @@ static const struct config_key config_keys[] = {
     {"default_max_services", INT(default_max_services, 0, 1000000)},
     {"init_path", STR(init_path)},
     {"cgroup_parent", STR(cgroup_parent)},
-    {"sandbox_uid_base", LLONG(sandbox_uid_base, 100000, 4000000000LL)},
+    {"sandbox_uid_base", LLONG(sandbox_uid_base, 100000, 3000000000LL)},
     {"max_sandboxes_per_node", INT(max_sandboxes_per_node, 0, 100000)},
     {"sandbox_default_memory_mb", INT(sandbox_default_memory_mb, 16, 1048576)},
     {"sandbox_max_memory_mb", INT(sandbox_max_memory_mb, 16, 1048576)},

@@ -2,12 +2,16 @@
  *
  *   parent                              child (PID 1 of new mount/pid/net/ipc/uts namespaces)
  *   ------                              -----
- *   bind agent socket, open init binary
+ *   bind agent socket, open init binary;
+ *   make the sandbox's user namespace
+ *   (a helper process maps it, then
+ *   dies; its fd keeps it)
  *   clone ------------------------------> joins its cgroup (writes 0 to each tasks file:
  *                                         moving itself skips the kernel's global lock);
- *                                         unshare cgroup ns; mounts; hostname; lo up;
- *                                         rlimits; pivot_root; unshare user ns; "userns"
- *   write uid_map/gid_map, "mapped" ----> become root inside; execveat warren-init
+ *                                         unshare cgroup ns; mounts (template and /usr
+ *                                         idmapped through the user namespace); hostname;
+ *                                         lo up; rlimits; pivot_root; setns into the user
+ *                                         namespace; become root inside; execveat warren-init
  *   sync socket closes on exec (CLOEXEC), or carries (errno, step) on failure
  *
  * Between clone and execveat the child calls no malloc and no stdio (the parent is a
@@ -49,7 +53,15 @@
 
 /* A mount step, described as data (bubblewrap's way): what, where, and the step's name for
  * the error a failure reports. */
-enum op_kind { OP_MOUNT, OP_MKDIR, OP_TOUCH, OP_SYMLINK, OP_CHOWN_BASE, OP_OPTIONAL_MOUNT, OP_READONLY_TREE };
+enum op_kind {
+        OP_MOUNT,
+        OP_MKDIR,
+        OP_TOUCH,
+        OP_SYMLINK,
+        OP_CHOWN_BASE,
+        OP_OPTIONAL_MOUNT,
+        OP_IDMAPPED_BIND,
+};
 
 struct op {
         enum op_kind kind;
@@ -69,7 +81,7 @@ struct child_plan {
         char root[P];
         const char *hostname;
         long long disk_bytes;
-        int sync_fd, listen_fd, init_fd, filter_fd, env_fd;
+        int sync_fd, listen_fd, init_fd, filter_fd, env_fd, userns_fd;
         char join[8][P]; /* the cgroup files the child writes "0" into to join its group */
         int njoin;
 };
@@ -91,17 +103,26 @@ static void child_fail(int fd, int err, const char *step)
         _exit(1);
 }
 
-static int sync_wait(int fd, char expect)
+/* Binds src at dst read-only, with every owner seen through the sandbox's id map: host
+ * root's files (the template's, the host's /usr) are root's inside, not nobody's. The tree is
+ * cloned detached, since only a mount not yet attached may take an id map. */
+static int idmapped_bind(const struct op *op, int userns_fd)
 {
-        char c;
-        ssize_t n;
-        do
-                n = read(fd, &c, 1);
-        while (n < 0 && errno == EINTR);
-        return n == 1 && c == expect ? 0 : -EPIPE;
+        int fd = (int)syscall(SYS_open_tree, AT_FDCWD, op->src,
+                              OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE);
+        if (fd < 0)
+                return -errno;
+        struct mount_attr attr = {.attr_set = MOUNT_ATTR_IDMAP | (uint64_t)op->flags,
+                                  .userns_fd = (uint64_t)userns_fd};
+        int r = 0;
+        if (syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr) < 0 ||
+            syscall(SYS_move_mount, fd, "", AT_FDCWD, op->dst, MOVE_MOUNT_F_EMPTY_PATH) < 0)
+                r = -errno;
+        close(fd);
+        return r;
 }
 
-static int run_op(const struct op *op, unsigned base)
+static int run_op(const struct op *op, unsigned base, int userns_fd)
 {
         int fd;
         switch (op->kind) {
@@ -122,13 +143,8 @@ static int run_op(const struct op *op, unsigned base)
                 return symlink(op->src, op->dst) == 0 || errno == EEXIST ? 0 : -errno;
         case OP_CHOWN_BASE:
                 return chown(op->dst, base, base) == 0 ? 0 : -errno;
-        case OP_READONLY_TREE: {
-                struct mount_attr attr = {.attr_set =
-                                              MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV};
-                return syscall(SYS_mount_setattr, AT_FDCWD, op->dst, AT_RECURSIVE, &attr, sizeof attr) == 0
-                           ? 0
-                           : -errno;
-        }
+        case OP_IDMAPPED_BIND:
+                return idmapped_bind(op, userns_fd);
         }
         return -EINVAL;
 }
@@ -195,7 +211,7 @@ static int child_main(void *arg)
         if (unshare(CLONE_NEWCGROUP) < 0)
                 child_fail(fd, errno, "unshare cgroup namespace");
         for (int i = 0; i < p->nops; i++) {
-                int r = run_op(&p->ops[i], a->base);
+                int r = run_op(&p->ops[i], a->base, p->userns_fd);
                 if (r < 0)
                         child_fail(fd, -r, p->ops[i].step);
         }
@@ -220,16 +236,15 @@ static int child_main(void *arg)
                 child_fail(fd, errno, "detach old root");
         if (chdir("/") < 0)
                 child_fail(fd, errno, "chdir /");
-        /* Last: the user namespace. It owns none of the namespaces above. The child becomes
-         * the sandbox's host uid first, so that what the kernel counts per user (inotify
-         * instances and watches, user namespaces) is charged to that uid, not to host root. */
-        if (setgroups(0, NULL) < 0 || setresgid(a->base, a->base, a->base) < 0 ||
-            setresuid(a->base, a->base, a->base) < 0)
-                child_fail(fd, errno, "become the sandbox's host uid");
-        if (unshare(CLONE_NEWUSER) < 0)
-                child_fail(fd, errno, "unshare user namespace");
-        if (write(fd, "u", 1) != 1 || sync_wait(fd, 'm') < 0)
-                child_fail(fd, EPIPE, "wait for uid map");
+        /* Last: the user namespace, already mapped by the parent. It owns none of the
+         * namespaces above, so root inside can mount nothing and configure no interface.
+         * Becoming root inside makes the real uid the sandbox's own host uid, so what the
+         * kernel counts per user (processes, inotify watches, user namespaces) is charged
+         * to this sandbox alone. */
+        if (setgroups(0, NULL) < 0)
+                child_fail(fd, errno, "drop supplementary groups");
+        if (setns(p->userns_fd, CLONE_NEWUSER) < 0)
+                child_fail(fd, errno, "enter user namespace");
         if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
                 child_fail(fd, errno, "become root of the user namespace");
         if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0 || dup2(p->env_fd, 5) < 0)
@@ -338,13 +353,14 @@ static void read_only_dir(struct plan_builder *b, const char *in_root, const cha
 static int build_plan(const struct launch_spec *s, struct child_plan *p, char err[LAUNCH_ERR_MAX])
 {
         struct plan_builder b = {.p = p};
-        char disk[P], upper[P], work[P], lower_opts[3 * P];
+        char disk[P], lower[P], upper[P], work[P], lower_opts[3 * P];
         snprintf(p->root, P, "%s/root", s->sandbox_dir);
         snprintf(disk, P, "%s/disk", s->sandbox_dir);
+        snprintf(lower, P, "%s/lower", s->sandbox_dir);
         snprintf(upper, P, "%s/disk/upper", s->sandbox_dir);
         snprintf(work, P, "%s/disk/work", s->sandbox_dir);
-        int n = snprintf(lower_opts, sizeof lower_opts, "lowerdir=%s,upperdir=%s,workdir=%s", s->template_dir,
-                         upper, work);
+        int n =
+            snprintf(lower_opts, sizeof lower_opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
         if (n >= (int)sizeof(p->ops[0].data)) {
                 snprintf(err, LAUNCH_ERR_MAX, "sandbox paths are too long");
                 return -ENAMETOOLONG;
@@ -366,12 +382,18 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         op = add(&b, OP_MKDIR, "create work dir");
         snprintf(op->dst, P, "%s", work);
         op->flags = 0700;
+        /* The template, owned by host root, seen as root's through the sandbox's id map. */
+        op = add(&b, OP_IDMAPPED_BIND, "bind template");
+        op->src = s->template_dir;
+        snprintf(op->dst, P, "%s", lower);
+        op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         mount_at(&b, "overlay", p->root, "overlay", MS_NOSUID | MS_NODEV, lower_opts, "mount overlay root");
-        /* The host's programs, read-only and without setuid. */
-        mount_in(&b, "/usr", "/usr", NULL, MS_BIND | MS_REC, NULL, "bind /usr");
-        /* Read-only, nosuid and nodev down the whole tree: a mount under the host's /usr
-         * would otherwise keep its own flags. */
-        path_in(&b, OP_READONLY_TREE, "/usr", 0, NULL, "make /usr read-only");
+        /* The host's programs, root's inside, read-only and without setuid down the whole
+         * tree (a mount under the host's /usr would otherwise keep its own flags). */
+        op = add(&b, OP_IDMAPPED_BIND, "bind /usr");
+        op->src = "/usr";
+        snprintf(op->dst, P, "%.4000s/usr", p->root);
+        op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         /* /proc of the new pid namespace, with the host-revealing files masked. */
         mount_in(&b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
         mask_file(&b, "/proc/kcore", "mask /proc/kcore");
@@ -389,7 +411,12 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
                  "mount /sys");
         hide_dir(&b, "/sys/firmware", "hide /sys/firmware");
         /* A minimal /dev: a few host device nodes bound in, its own ptys and shared memory. */
-        mount_in(&b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536", "mount /dev");
+        /* The tmpfs mounts made here belong to root inside, as everything else there does. */
+        char dev_opts[96], shm_opts[96];
+        snprintf(dev_opts, sizeof dev_opts, "mode=0755,size=65536,uid=%u,gid=%u", s->uid_base, s->uid_base);
+        snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=67108864,uid=%u,gid=%u", s->uid_base,
+                 s->uid_base);
+        mount_in(&b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, dev_opts, "mount /dev");
         static const char *const devices[] = {"/dev/null",   "/dev/zero",    "/dev/full",
                                               "/dev/random", "/dev/urandom", "/dev/tty"};
         for (size_t i = 0; i < ELEMENTSOF(devices); i++) {
@@ -401,8 +428,7 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
                  "newinstance,ptmxmode=0666,mode=0620,max=64", "mount /dev/pts");
         path_in(&b, OP_SYMLINK, "/dev/ptmx", 0, "pts/ptmx", "link /dev/ptmx");
         path_in(&b, OP_MKDIR, "/dev/shm", 01777, NULL, "create /dev/shm");
-        mount_in(&b, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=67108864",
-                 "mount /dev/shm");
+        mount_in(&b, "tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, shm_opts, "mount /dev/shm");
         path_in(&b, OP_SYMLINK, "/dev/fd", 0, "/proc/self/fd", "link /dev/fd");
         path_in(&b, OP_SYMLINK, "/dev/stdin", 0, "/proc/self/fd/0", "link /dev/stdin");
         path_in(&b, OP_SYMLINK, "/dev/stdout", 0, "/proc/self/fd/1", "link /dev/stdout");
@@ -510,37 +536,67 @@ static int read_child(int fd, char *ret_byte, char err[LAUNCH_ERR_MAX])
         return -EPROTO;
 }
 
-static int write_id_map(pid_t pid, const char *which, unsigned base, char err[LAUNCH_ERR_MAX])
+static int write_id_map(pid_t pid, const char *which, unsigned base)
 {
         char path[64], map[64];
         snprintf(path, sizeof path, "/proc/%d/%s", (int)pid, which);
         int len = snprintf(map, sizeof map, "0 %u 65536\n", base);
         _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, map, (size_t)len) != len) {
-                int r = -errno;
-                snprintf(err, LAUNCH_ERR_MAX, "write %s: %s", path, strerror(errno));
-                return r;
-        }
+        if (fd < 0 || write(fd, map, (size_t)len) != len)
+                return -errno;
         return 0;
 }
 
-/* Drives the child through its steps once it runs; see the table at the top. */
-static int supervise_child(const struct launch_spec *s, pid_t pid, int fd, char err[LAUNCH_ERR_MAX])
+static int hold_userns(void *arg)
 {
-        char b;
-        int r = read_child(fd, &b, err);
-        if (r < 0)
-                return r;
-        if (b != 'u') {
-                snprintf(err, LAUNCH_ERR_MAX, "sandbox setup ended before its user namespace");
-                return -EPROTO;
-        }
-        if ((r = write_id_map(pid, "uid_map", s->uid_base, err)) < 0 ||
-            (r = write_id_map(pid, "gid_map", s->uid_base, err)) < 0)
-                return r;
-        if (write(fd, "m", 1) != 1)
+        (void)arg;
+        for (;;)
+                pause();
+        return 0;
+}
+
+/* Makes the sandbox's user namespace (root inside = base outside, 65536 ids) and returns an
+ * fd that keeps it. A process can enter a user namespace only alone, and a worker is
+ * threaded, so a helper is cloned into it (sharing memory: nothing to copy), mapped from
+ * here, and killed once the fd holds the namespace. */
+static int userns_make(unsigned base, char err[LAUNCH_ERR_MAX])
+{
+        const size_t stack_size = 64 * 1024;
+        void *stack =
+            mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (stack == MAP_FAILED)
                 return -errno;
-        r = read_child(fd, &b, err);
+        pid_t pid = clone(hold_userns, (char *)stack + stack_size, CLONE_VM | CLONE_NEWUSER | SIGCHLD, NULL);
+        if (pid < 0) {
+                int r = -errno;
+                munmap(stack, stack_size);
+                snprintf(err, LAUNCH_ERR_MAX, "make user namespace: %s", strerror(-r));
+                return r;
+        }
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/user", (int)pid);
+        int r = write_id_map(pid, "uid_map", base);
+        if (r == 0)
+                r = write_id_map(pid, "gid_map", base);
+        int fd = r == 0 ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+        if (r == 0 && fd < 0)
+                r = -errno;
+        kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        munmap(stack, stack_size); /* only once the helper is gone: it ran on it */
+        if (r < 0) {
+                snprintf(err, LAUNCH_ERR_MAX, "map user namespace: %s", strerror(-r));
+                return r;
+        }
+        return fd;
+}
+
+/* Waits for the child to exec warren-init (EOF on the sync socket) or to report a failure. */
+static int supervise_child(int fd, char err[LAUNCH_ERR_MAX])
+{
+        char b = 1;
+        int r = read_child(fd, &b, err);
         if (r < 0)
                 return r;
         if (b != 0) {
@@ -553,7 +609,7 @@ static int supervise_child(const struct launch_spec *s, pid_t pid, int fd, char 
 static int make_dirs(const char *dir, char err[LAUNCH_ERR_MAX])
 {
         char path[P];
-        const char *subs[] = {"", "/root", "/disk"};
+        const char *subs[] = {"", "/root", "/disk", "/lower"};
         for (size_t i = 0; i < ELEMENTSOF(subs); i++) {
                 snprintf(path, sizeof path, "%s%s", dir, subs[i]);
                 if (mkdir(path, 0755) < 0 && errno != EEXIST) {
@@ -573,7 +629,8 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         int r = make_dirs(s->sandbox_dir, err);
         if (r < 0 || (r = build_plan(s, plan, err)) < 0)
                 return r;
-        _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1, env_fd = -1;
+        _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1, env_fd = -1,
+                            userns_fd = -1;
         if ((r = agent_socket_bind(s->sandbox_dir, &listen_fd, err)) < 0)
                 return r;
         init_fd = open(s->init_path, O_PATH | O_CLOEXEC);
@@ -604,6 +661,10 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
                 return env_fd;
         }
         plan->env_fd = env_fd;
+        userns_fd = userns_make(s->uid_base, err);
+        if (userns_fd < 0)
+                return userns_fd;
+        plan->userns_fd = userns_fd;
         char cgerr[CGROUP_ERR_MAX];
         plan->njoin = cgroup_join_files(s->cgroup, plan->join, (int)ELEMENTSOF(plan->join), cgerr);
         if (plan->njoin < 0) {
@@ -634,7 +695,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         }
         closep(&child_end);
         child_end = -1;
-        r = supervise_child(s, pid, parent_end, err);
+        r = supervise_child(parent_end, err);
         if (r < 0) /* PID 1 of its namespace: everything in it dies with it */
                 syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
         close(pidfd);

@@ -3,8 +3,9 @@
  * The child is cloned as real root into new mount, pid, net, ipc and uts namespaces, so
  * that it can build the whole root (overlay on a size-limited tmpfs, /usr read-only, /proc
  * masked, a minimal /dev) with no help from inside; those mounts exist only in its mount
- * namespace and vanish with its last process. Only then does it enter a new user namespace
- * (root inside = uid_base outside) and a cgroup namespace, and exec warren-init. The
+ * namespace and vanish with its last process. The template and /usr are idmapped through
+ * the sandbox's user namespace (root inside = uid_base outside), which the child enters
+ * last, after its cgroup namespace, before it execs warren-init. The
  * namespaces it lives in are owned by the host's user namespace, so root inside can mount
  * nothing and configure no interface. */
 #pragma once

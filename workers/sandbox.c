@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -21,7 +22,8 @@
 
 struct record {
         char id[SANDBOX_ID_MAX], key_id[KEY_ID_MAX], node_id[64], status[16], image[64];
-        long long created_at, end_at, cpu_millis, memory_mb, disk_mb, pid, paused_at, paused_ms, remaining_ms;
+        long long created_at, end_at, cpu_millis, memory_mb, disk_mb, pid, paused_at, paused_ms, remaining_ms,
+            uid_slot;
         bool auto_resume;
         char metadata[SANDBOX_METADATA_MAX + 1];
 };
@@ -56,7 +58,7 @@ static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *i
         int rc = redis_client_cmd(sc->redis, &r, err, "HGETALL sandbox:%s", id);
         if (rc < 0)
                 return rc;
-        struct record rec = {0};
+        struct record rec = {.uid_slot = -1};
         for (size_t i = 0; i + 1 < r->elements; i += 2) {
                 const char *f = r->element[i]->str, *v = r->element[i + 1]->str;
                 long long n = strtoll(v, NULL, 10);
@@ -79,6 +81,7 @@ static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *i
                 N(paused_at);
                 N(paused_ms);
                 N(remaining_ms);
+                N(uid_slot);
                 else if (!strcmp(f, "auto_resume")) rec.auto_resume = n != 0;
 #undef S
 #undef N
@@ -144,13 +147,55 @@ static void release_node_slot(struct sandbox_ctx *sc)
                 freeReplyObject(d);
 }
 
+/* Each sandbox has its own range of 65536 host uids: slot k maps root inside to
+ * sandbox_uid_base + k * 65536. The node's slots are a bitmap in Redis; a slot is claimed by
+ * setting a random free bit (SETBIT answers the old bit, so two workers can never both win
+ * one) and freed only once the sandbox's last process is gone. */
+#define UID_RANGE 65536LL
+
+static long long uid_slot_count(const struct warren_config *cfg)
+{
+        return (4294967295LL - cfg->sandbox_uid_base) / UID_RANGE;
+}
+
+static int uid_slot_claim(struct sandbox_ctx *sc, long long *ret_slot, char err[SANDBOX_ERR_MAX])
+{
+        long long n = uid_slot_count(sc->cfg);
+        for (int attempt = 0; attempt < 64 && n > 0; attempt++) {
+                unsigned long long pick;
+                if (getrandom(&pick, sizeof pick, 0) != (ssize_t)sizeof pick)
+                        return -errno;
+                long long slot = (long long)(pick % (unsigned long long)n);
+                _cleanup_reply_ redisReply *r = NULL;
+                int rc = redis_client_cmd(sc->redis, &r, err, "SETBIT node:%s:uid_slots %lld 1", sc->node_id,
+                                          slot);
+                if (rc < 0)
+                        return rc;
+                if (r->integer == 0) {
+                        *ret_slot = slot;
+                        return 0;
+                }
+        }
+        snprintf(err, SANDBOX_ERR_MAX, "this node has no free uid range; try again later");
+        return -EBUSY;
+}
+
+static void uid_slot_release(struct sandbox_ctx *sc, const char *node_id, long long slot)
+{
+        char err[REDIS_ERR_MAX];
+        redisReply *r = NULL;
+        if (slot >= 0 &&
+            redis_client_cmd(sc->redis, &r, err, "SETBIT node:%s:uid_slots %lld 0", node_id, slot) == 0)
+                freeReplyObject(r);
+}
+
 /* Removes the sandbox's host directory. It holds only empty mount points and the agent
  * socket: every mount was made in the sandbox's own mount namespace. */
 static void remove_dir(struct sandbox_ctx *sc, const char *id)
 {
         char dir[PATH_MAX], path[PATH_MAX + 16];
         sandbox_dir(sc, id, dir, sizeof dir);
-        const char *entries[] = {"agent.sock", "root", "disk"};
+        const char *entries[] = {"agent.sock", "root", "disk", "lower"};
         for (size_t i = 0; i < ELEMENTSOF(entries); i++) {
                 snprintf(path, sizeof path, "%s/%s", dir, entries[i]);
                 if (unlink(path) < 0 && errno == EISDIR)
@@ -184,7 +229,8 @@ static void env_free(char **arr)
 }
 
 static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
-                         struct cgroup **ret_cg, pid_t *ret_pid, char err[SANDBOX_ERR_MAX])
+                         long long uid_slot, struct cgroup **ret_cg, pid_t *ret_pid,
+                         char err[SANDBOX_ERR_MAX])
 {
         struct cgroup_limits lim = {
             .memory_bytes = spec->memory_mb << 20,
@@ -209,7 +255,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
             .template_dir = tpl,
             .init_path = sc->cfg->init_path,
             .disk_bytes = spec->disk_mb << 20,
-            .uid_base = (unsigned)sc->cfg->sandbox_uid_base,
+            .uid_base = (unsigned)(sc->cfg->sandbox_uid_base + uid_slot * UID_RANGE),
             .env = env,
             .cgroup = cg,
         };
@@ -238,12 +284,12 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
 }
 
 static int record_store(struct sandbox_ctx *sc, const char *key_id, const char *id,
-                        const struct sandbox_spec *spec, pid_t pid, long long created,
+                        const struct sandbox_spec *spec, pid_t pid, long long uid_slot, long long created,
                         char err[SANDBOX_ERR_MAX])
 {
         _cleanup_free_ char *meta = spec->metadata ? json_dumps(spec->metadata, JSON_COMPACT) : NULL;
         long long end_at = created + spec->timeout_ms;
-        char buf[9][32];
+        char buf[8][32];
         snprintf(buf[0], 32, "%lld", created);
         snprintf(buf[1], 32, "%lld", end_at);
         snprintf(buf[2], 32, "%lld", spec->cpu_millis);
@@ -251,6 +297,7 @@ static int record_store(struct sandbox_ctx *sc, const char *key_id, const char *
         snprintf(buf[4], 32, "%lld", spec->disk_mb);
         snprintf(buf[5], 32, "%d", (int)pid);
         snprintf(buf[6], 32, "%d", spec->auto_resume ? 1 : 0);
+        snprintf(buf[7], 32, "%lld", uid_slot);
         char key[64];
         snprintf(key, sizeof key, "sandbox:%s", id);
         const char *argv[] = {"HSET",        key,       "id",        id,
@@ -260,7 +307,7 @@ static int record_store(struct sandbox_ctx *sc, const char *key_id, const char *
                               "cpu_millis",  buf[2],    "memory_mb", buf[3],
                               "disk_mb",     buf[4],    "pid",       buf[5],
                               "auto_resume", buf[6],    "metadata",  meta ? meta : "{}",
-                              "paused_ms",   "0"};
+                              "paused_ms",   "0",       "uid_slot",  buf[7]};
         redisReply *r = NULL;
         int rc = redis_client_argv(sc->redis, (int)ELEMENTSOF(argv), argv, NULL, &r, err);
         if (rc < 0)
@@ -292,18 +339,19 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
         char id[SANDBOX_ID_MAX], qerr[REDIS_ERR_MAX];
         struct cgroup *cg = NULL;
         pid_t pid = 0;
+        long long uid_slot = -1;
         if ((r = reserve_node_slot(sc, err)) < 0)
                 goto release_quota;
-        if ((r = id_random("", 20, id, sizeof id)) < 0)
+        if ((r = id_random("", 20, id, sizeof id)) < 0 || (r = uid_slot_claim(sc, &uid_slot, err)) < 0)
                 goto release_slot;
         long long created = now_ms();
         /* Whatever errno the runtime failed with, it is the node's failure, not a bad request
          * or a missing sandbox: the caller answers 500 with err. */
-        if ((r = start_runtime(sc, id, spec, &cg, &pid, err)) < 0) {
+        if ((r = start_runtime(sc, id, spec, uid_slot, &cg, &pid, err)) < 0) {
                 r = -EIO;
                 goto remove;
         }
-        if ((r = record_store(sc, key_id, id, spec, pid, created, err)) < 0)
+        if ((r = record_store(sc, key_id, id, spec, pid, uid_slot, created, err)) < 0)
                 goto destroy;
         cgroup_free(cg);
         return sandbox_get(sc, key_id, id, ret_info, err);
@@ -314,6 +362,7 @@ destroy:; /* rollback, in reverse order of what was made */
         cgroup_free(cg);
 remove:
         remove_dir(sc, id);
+        uid_slot_release(sc, sc->node_id, uid_slot);
 release_slot:
         release_node_slot(sc);
 release_quota:
@@ -451,6 +500,7 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
                              ran > 0 ? ran : 0) == 0)
                 freeReplyObject(r);
         release_node_slot(sc);
+        uid_slot_release(sc, rec->node_id, rec->uid_slot);
         char qerr[REDIS_ERR_MAX];
         quota_release(sc->redis, rec->key_id, "sandboxes", 1, qerr);
         return 0;

@@ -49,22 +49,42 @@ def shell_runs_as_user_or_root_with_env_and_cwd(node):
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 
-@test
-def root_inside_is_an_unprivileged_uid_outside(node):
-    sid = node.sandbox()
-    r = node.shell(sid, "sleep 30 & echo $!", user="root")
-    inner = int(r.json["stdout"])
-    host_uids = []
+def host_uid_of(inner_pid, name="sleep"):
+    """The host uid of the process that is inner_pid inside some sandbox."""
     for pid in os.listdir("/proc"):
         try:
             with open(f"/proc/{pid}/status") as f:
                 st = f.read()
-            if st.startswith("Name:\tsleep\n") and f"NSpid:\t{pid}\t{inner}\n" in st:
-                host_uids.append(int(st.split("\nUid:\t")[1].split()[0]))
+            if st.startswith(f"Name:\t{name}\n") and f"NSpid:\t{pid}\t{inner_pid}\n" in st:
+                return int(st.split("\nUid:\t")[1].split()[0])
         except (OSError, IndexError):
             pass
-    expect(host_uids and all(u >= 100000 for u in host_uids), host_uids)
-    node.request("DELETE", f"/v1/sandboxes/{sid}")
+    return None
+
+
+@test
+def each_sandbox_has_its_own_unprivileged_uid_range(node):
+    sids = [node.sandbox(), node.sandbox()]
+    roots = []
+    for sid in sids:
+        # Both print the pid of a sleeper: the same inner pid can exist in both sandboxes, so
+        # each is looked up before the next one starts.
+        r = node.shell(sid, "sleep 30 & echo $!", user="root")
+        roots.append(host_uid_of(int(r.json["stdout"])))
+        u = node.shell(sid, "sleep 30 & echo $!")
+        user_uid = host_uid_of(int(u.json["stdout"]))
+        expect(roots[-1] is not None and roots[-1] >= 100000, roots)
+        expect(user_uid == roots[-1] + 1000, f"user is root's uid + 1000 outside: {user_uid} {roots}")
+        node.shell(sid, "pkill sleep", user="root")
+    expect(abs(roots[0] - roots[1]) >= 65536, f"the ranges must not overlap: {roots}")
+    # Through the id map, the template and the host's /usr are root's inside, home is user's.
+    owners = node.shell(sids[0], "stat -c '%n %u:%g' /usr/bin/env /etc/passwd /root /home/user /dev /dev/shm")
+    expect(owners.json["stdout"] == "/usr/bin/env 0:0\n/etc/passwd 0:0\n/root 0:0\n"
+           "/home/user 1000:1000\n/dev 0:0\n/dev/shm 0:0\n", owners)
+    made = node.shell(sids[0], "touch /tmp/mine ~/mine && stat -c %u /tmp/mine ~/mine")
+    expect(made.json["stdout"] == "1000\n1000\n", made)
+    for sid in sids:
+        node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 
 @test
