@@ -7,8 +7,11 @@
  *     process's output as frames, then its exit;
  *   - the pipes of running processes;
  *   - SIGCHLD through a signalfd: as PID 1 it reaps every orphan in the sandbox.
- * A session's process runs in its own session (setsid) as the requested user; a timeout
- * kills every process of that session, wherever it was reparented.
+ * A session's process is started by a shepherd, a child of this process that is the child
+ * subreaper of everything the command starts: whatever daemonises, double-forks or calls
+ * setsid() is reparented to the shepherd, not here, so a timeout or a kill reaches the
+ * whole tree. A command that ends by itself ends its shepherd, and what it left running
+ * in the background lives on (as children of PID 1) until the sandbox ends.
  *
  * The host treats everything this program says as untrusted, because user code running
  * as root inside the sandbox can ptrace it. */
@@ -28,10 +31,12 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/capability.h>
 #include <linux/close_range.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -52,10 +57,11 @@ enum session_state { SESSION_READING, SESSION_RUNNING, SESSION_DONE };
 struct session {
         int conn;
         enum session_state state;
-        pid_t pid;
+        pid_t pid;     /* the shepherd: its exit is the command's */
+        pid_t cmd_pid; /* the command, as users see it */
         int out_fd, err_fd, in_fd;
         long long max_output, out_bytes, err_bytes;
-        bool truncated, timed_out, exited, stdin_wanted, stdin_eof;
+        bool truncated, timed_out, exited, stdin_wanted, stdin_eof, kill_sent;
         char *in_buf; /* input taken from the host, not yet written to the process */
         size_t in_len, in_off;
         int status;
@@ -158,16 +164,20 @@ static char **build_env(json_t *req_env, bool root)
 
 /* --- starting a process -------------------------------------------------------------- */
 
-struct spawn_error {
+/* What the shepherd and the command say through the spawn pipe before the exec closes it:
+ * the command's pid, then, only if it could not start, why. */
+struct spawn_msg {
+        int pid; /* > 0: the command's pid; 0: a failure */
         int err;
         char step[28];
 };
 
-/* In the child: become the user, wire the pipes, exec. Failures go back through errpipe. */
+/* In the command's process: become the user, wire the pipes, exec. Failures go back
+ * through errpipe. */
 static void child_exec(json_t *argv_json, char **env, const char *cwd, bool root, int in, int out, int err,
                        int errpipe)
 {
-        struct spawn_error e = {0};
+        struct spawn_msg e = {0};
         size_t argc = json_array_size(argv_json);
         char **argv = calloc(argc + 1, sizeof *argv);
         for (size_t i = 0; argv && i < argc; i++)
@@ -176,6 +186,7 @@ static void child_exec(json_t *argv_json, char **env, const char *cwd, bool root
         sigemptyset(&all);
         sigprocmask(SIG_SETMASK, &all, NULL);
         signal(SIGPIPE, SIG_DFL);
+        signal(SIGUSR1, SIG_DFL);
         setsid();
         dup2(in, 0);
         dup2(out, 1);
@@ -202,6 +213,104 @@ fail:
         if (write(errpipe, &e, sizeof e) < 0)
                 _exit(127);
         _exit(127);
+}
+
+/* SIGKILLs every child of this process. Without /proc/<pid>/task/<tid>/children (not every
+ * kernel has it) the parent is read from each process's stat, after the last ')'. */
+static void kill_children(pid_t self)
+{
+        DIR *d = opendir("/proc");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                pid_t pid = (pid_t)atoi(e->d_name);
+                if (pid <= 1 || pid == self)
+                        continue;
+                char path[64], buf[512];
+                snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+                int fd = open(path, O_RDONLY | O_CLOEXEC);
+                ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+                if (fd >= 0)
+                        close(fd);
+                if (n <= 0)
+                        continue;
+                buf[n] = 0;
+                char *close_paren = strrchr(buf, ')');
+                int ppid = 0;
+                if (close_paren && sscanf(close_paren + 1, " %*c %d", &ppid) == 1 && ppid == self)
+                        kill(pid, SIGKILL);
+        }
+        if (d)
+                closedir(d);
+}
+
+/* Ends the command's whole tree: kill every child, reap one, and again, until none is left.
+ * A killed process's children are reparented here before it can be reaped, so each round
+ * reaches one generation further; nothing killed can fork again. */
+static int kill_tree(pid_t cmd, int status)
+{
+        pid_t self = getpid();
+        kill(-cmd, SIGKILL);
+        for (;;) {
+                kill_children(self);
+                int st;
+                pid_t pid = waitpid(-1, &st, 0);
+                if (pid < 0 && errno == EINTR)
+                        continue;
+                if (pid < 0)
+                        return status;
+                if (pid == cmd)
+                        status = st;
+        }
+}
+
+/* Leaves with the command's status: its exit code, or the signal that ended it. */
+static void exit_like(int status)
+{
+        if (WIFSIGNALED(status)) {
+                int sig = WTERMSIG(status);
+                sigset_t one;
+                sigemptyset(&one);
+                sigaddset(&one, sig);
+                signal(sig, SIG_DFL);
+                sigprocmask(SIG_UNBLOCK, &one, NULL);
+                kill(getpid(), sig);
+                _exit(128 + sig);
+        }
+        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
+}
+
+/* The shepherd (see the top): starts the command, says its pid, then waits for the command
+ * to end (it leaves, and the command's background processes stay) or for SIGUSR1 from PID 1
+ * (a timeout or a kill: the whole tree goes). Orphans adopted meanwhile are reaped. */
+static void shepherd(json_t *argv, char **env, const char *cwd, bool root, int in, int out, int err,
+                     int errpipe)
+{
+        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+        sigset_t wait_for;
+        sigemptyset(&wait_for);
+        sigaddset(&wait_for, SIGCHLD);
+        sigaddset(&wait_for, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &wait_for, NULL);
+        pid_t cmd = fork();
+        if (cmd == 0)
+                child_exec(argv, env, cwd, root, in, out, err, errpipe);
+        struct spawn_msg m = {.pid = cmd > 0 ? cmd : 0, .err = cmd > 0 ? 0 : errno};
+        strcpy(m.step, "fork");
+        if (write(errpipe, &m, sizeof m) < 0 || cmd < 0)
+                _exit(127);
+        close_range(3, ~0U, 0); /* the pipes are the command's alone now */
+        for (;;) {
+                siginfo_t si;
+                if (sigwaitinfo(&wait_for, &si) < 0)
+                        continue;
+                if (si.si_signo == SIGUSR1)
+                        exit_like(kill_tree(cmd, W_EXITCODE(0, SIGKILL)));
+                int st;
+                pid_t pid;
+                while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
+                        if (pid == cmd)
+                                exit_like(st);
+        }
 }
 
 static int session_start(struct session *s, json_t *req)
@@ -237,7 +346,7 @@ static int session_start(struct session *s, json_t *req)
         pid_t pid = fork();
         if (pid == 0) {
                 close(LISTEN_FD);
-                child_exec(argv, env, cwd, root, in[0], out[1], err[1], ep[1]);
+                shepherd(argv, env, cwd, root, in[0], out[1], err[1], ep[1]);
         }
         for (char **e = env; *e; e++)
                 free(*e);
@@ -246,8 +355,14 @@ static int session_start(struct session *s, json_t *req)
         close(out[1]);
         close(err[1]);
         close(ep[1]);
-        struct spawn_error se;
-        ssize_t got = pid > 0 ? read(ep[0], &se, sizeof se) : -1;
+        /* The pipe closes when the command execs (and the shepherd has closed its end):
+         * first the pid, then a failure if there is one. */
+        struct spawn_msg started = {0}, se = {0};
+        ssize_t got = pid > 0 ? read(ep[0], &started, sizeof started) : -1;
+        if (got == (ssize_t)sizeof started && started.pid > 0)
+                got = read(ep[0], &se, sizeof se);
+        else if (got == (ssize_t)sizeof started)
+                se = started;
         close(ep[0]);
         if (pid < 0 || got == (ssize_t)sizeof se) {
                 const char *code = got == (ssize_t)sizeof se && strcmp(se.step, "cwd") == 0    ? "bad_cwd"
@@ -261,6 +376,7 @@ static int session_start(struct session *s, json_t *req)
                 return -EINVAL; /* the child, if any, has exited and is reaped as an orphan */
         }
         s->pid = pid;
+        s->cmd_pid = started.pid;
         s->in_fd = in[1];
         s->out_fd = out[0];
         s->err_fd = err[0];
@@ -272,7 +388,7 @@ static int session_start(struct session *s, json_t *req)
         s->started_ms = now_ms();
         s->deadline_ms = timeout > 0 ? s->started_ms + timeout : 0;
         s->state = SESSION_RUNNING;
-        send_json(s->conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)pid));
+        send_json(s->conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)s->cmd_pid));
         return 0;
 }
 
@@ -334,22 +450,14 @@ static void pump(struct session *s, int *fd, uint8_t type, long long *count)
         }
 }
 
-/* Kills every process in the session the command started, wherever it was reparented:
- * setsid() leaders and their children share the session id. */
-static void kill_session(pid_t sid)
+/* Ends a session's whole process tree: the command's own session at once, and the shepherd
+ * reaps the rest (anything that escaped the session was reparented to it). */
+static void kill_command(struct session *s)
 {
-        kill(-sid, SIGKILL);
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-                pid_t pid = (pid_t)atoi(e->d_name);
-                if (pid <= 1)
-                        continue;
-                if (getsid(pid) == sid)
-                        kill(pid, SIGKILL);
-        }
-        if (d)
-                closedir(d);
+        if (s->cmd_pid > 0)
+                kill(-s->cmd_pid, SIGKILL);
+        kill(s->pid, SIGUSR1);
+        s->kill_sent = true;
 }
 
 static void session_finish(struct session *s)
@@ -471,9 +579,9 @@ static void check_sessions(void)
                 struct session *s = &sessions[i];
                 if (s->state != SESSION_RUNNING)
                         continue;
-                if (!s->exited && s->deadline_ms && now >= s->deadline_ms) {
+                if (!s->exited && !s->kill_sent && s->deadline_ms && now >= s->deadline_ms) {
                         s->timed_out = true;
-                        kill_session(s->pid);
+                        kill_command(s);
                 }
                 bool drained = s->out_fd < 0 && s->err_fd < 0;
                 if (s->exited && (drained || now - s->exited_ms >= DRAIN_GRACE_MS)) {
@@ -495,7 +603,8 @@ static int next_wakeup_ms(void)
                 struct session *s = &sessions[i];
                 if (s->state != SESSION_RUNNING)
                         continue;
-                long long at = s->exited ? s->exited_ms + DRAIN_GRACE_MS : s->deadline_ms;
+                /* Once killed, the shepherd's exit (SIGCHLD) is what wakes this loop. */
+                long long at = s->exited ? s->exited_ms + DRAIN_GRACE_MS : s->kill_sent ? 0 : s->deadline_ms;
                 if (at && (next < 0 || at < next))
                         next = at;
         }
@@ -534,6 +643,39 @@ static char **read_env(void)
         return all;
 }
 
+/* Root inside keeps only the capabilities Docker gives a container's root by default
+ * (ownership and permission overrides, kill, setuid and setgid, low ports, raw sockets,
+ * chroot): never CAP_SYS_ADMIN, CAP_SYS_PTRACE, CAP_NET_ADMIN or the rest, even over the
+ * sandbox's own user namespace. The user holds none; no process can regain one (the
+ * bounding set is cut, and no_new_privs follows). */
+static int drop_capabilities(void)
+{
+        static const int kept[] = {CAP_CHOWN,   CAP_DAC_OVERRIDE, CAP_FOWNER,           CAP_FSETID,
+                                   CAP_KILL,    CAP_SETGID,       CAP_SETUID,           CAP_SETPCAP,
+                                   CAP_MKNOD,   CAP_NET_RAW,      CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+                                   CAP_SETFCAP, CAP_AUDIT_WRITE};
+        uint64_t keep = 0;
+        for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+                keep |= 1ULL << kept[i];
+        for (int cap = 0; cap < 64; cap++) {
+                if (keep & (1ULL << cap))
+                        continue;
+                if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+                        if (errno == EINVAL)
+                                break; /* past the kernel's last capability */
+                        return -1;
+                }
+        }
+        if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
+                return -1;
+        struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+        struct __user_cap_data_struct data[2] = {
+            {.effective = (uint32_t)keep, .permitted = (uint32_t)keep},
+            {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32)},
+        };
+        return (int)syscall(SYS_capset, &hdr, data);
+}
+
 /* Reads the filter warrend compiled and loads it: from here on, every process in the
  * sandbox runs under it. */
 static int load_filter(void)
@@ -569,6 +711,10 @@ static int setup(int argc, char **argv)
         close_range(6, ~0U, 0);
         base_env = read_env();
         signal(SIGPIPE, SIG_IGN);
+        if (drop_capabilities() < 0) {
+                fprintf(stderr, "warren-init: drop capabilities: %s\n", strerror(errno));
+                return -1;
+        }
         return load_filter();
 }
 
@@ -576,10 +722,15 @@ int main(int argc, char **argv)
 {
         if (getpid() != 1 || setup(argc, argv) < 0)
                 return 1;
-        sigset_t set;
+        sigset_t set, usr1;
         sigemptyset(&set);
         sigaddset(&set, SIGCHLD);
+        /* Blocked here so that a shepherd is born with it blocked: a kill cannot reach it
+         * before it waits for one. Commands start with nothing blocked. */
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
         sigprocmask(SIG_BLOCK, &set, NULL);
+        sigprocmask(SIG_BLOCK, &usr1, NULL);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
         struct pollfd pfd[2 + 4 * MAX_SESSIONS];
         for (;;) {

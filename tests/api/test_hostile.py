@@ -175,6 +175,39 @@ def daemons_that_ignore_sigterm_do_not_outlive_delete(node):
 
 
 @test
+def daemons_and_double_forks_do_not_outlive_a_command_timeout(node):
+    sid = node.sandbox()
+    # Each escape route out of the command's session: setsid, a double fork that setsids,
+    # nohup with SIGTERM and SIGHUP ignored. The command itself sleeps past its timeout.
+    r = node.shell(sid, "setsid sh -c 'trap \"\" TERM; sleep 101' & (setsid sleep 102 &) ; "
+                        "nohup sh -c 'trap \"\" TERM HUP; sleep 103' >/dev/null 2>&1 & sleep 104",
+                   timeout_ms=1000)
+    expect(r.json["timed_out"] is True and r.json["exit_code"] == 137, r)
+    left = node.shell(sid, "ps -eo args --no-headers | grep -c '^sleep 10[1-4]' || true")
+    expect(left.json["stdout"].strip() == "0", f"escaped the timeout: {left.json}")
+    # A command that ends by itself leaves its background work running, as a shell would.
+    node.shell(sid, "sleep 105 >/dev/null 2>&1 &")
+    kept = node.shell(sid, "ps -eo args --no-headers | grep -c '^sleep 105' || true")
+    expect(kept.json["stdout"].strip() == "1", kept.json)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def root_inside_holds_only_dockers_default_capabilities(node):
+    sid = node.sandbox()
+    root = node.shell(sid, "grep -E '^Cap(Eff|Bnd|Amb)' /proc/self/status", user="root").json["stdout"]
+    caps = {line.split(":")[0]: int(line.split()[1], 16) for line in root.splitlines()}
+    sys_admin, sys_ptrace, net_admin, chown, kill = 1 << 21, 1 << 19, 1 << 12, 1 << 0, 1 << 5
+    expect(caps["CapEff"] & (chown | kill) == chown | kill, root)
+    for c in (caps["CapEff"], caps["CapBnd"]):
+        expect(c & (sys_admin | sys_ptrace | net_admin) == 0, root)
+    expect(caps["CapAmb"] == 0, root)
+    user = node.shell(sid, "grep CapEff /proc/self/status").json["stdout"]
+    expect(user.split()[1] == "0000000000000000", user)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def orphaned_zombies_are_reaped(node):
     sid = node.sandbox()
     node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": (
