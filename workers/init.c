@@ -127,7 +127,9 @@ static char **build_env(json_t *req_env, bool root)
         char **env = calloc(cap, sizeof *env);
         const char *defaults[] = {
             "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG=C.UTF-8",
+            /* glibc's own name for the locale: "C.UTF-8" makes every program start look
+             * for a directory of that name first, and miss, once per category. */
+            "LANG=C.utf8",
             "SHELL=/bin/bash",
             root ? "HOME=/root" : "HOME=/home/user",
             root ? "USER=root" : "USER=user",
@@ -291,7 +293,10 @@ static void shepherd(json_t *argv, char **env, const char *cwd, bool root, int i
         sigaddset(&wait_for, SIGCHLD);
         sigaddset(&wait_for, SIGUSR1);
         sigprocmask(SIG_BLOCK, &wait_for, NULL);
-        pid_t cmd = fork();
+        /* vfork: the command shares this process's memory until it execs, so no page table is
+         * copied on the way to every command. child_exec never returns, and what it allocates
+         * is this short-lived process's to leak. */
+        pid_t cmd = vfork();
         if (cmd == 0)
                 child_exec(argv, env, cwd, root, in, out, err, errpipe);
         struct spawn_msg m = {.pid = cmd > 0 ? cmd : 0, .err = cmd > 0 ? 0 : errno};
