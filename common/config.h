@@ -33,6 +33,7 @@ struct warren_config {
         int sandbox_default_cpu_millis;
         long long sandbox_default_timeout_ms;
         int sandbox_max_pids;
+        int warm_pool_size; /* ready sandboxes kept for creates that match the defaults */
 };
 
 /* Fills cfg with defaults, then the file at path (if path is non-NULL and exists), then the

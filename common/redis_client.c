@@ -20,10 +20,12 @@
 extern const char warren_lua_auth_rate[];
 extern const char warren_lua_quota_reserve[];
 extern const char warren_lua_quota_release[];
+extern const char warren_lua_sandbox_store[];
 
 const struct redis_script redis_script_auth_rate = {"auth_rate", warren_lua_auth_rate};
 const struct redis_script redis_script_quota_reserve = {"quota_reserve", warren_lua_quota_reserve};
 const struct redis_script redis_script_quota_release = {"quota_release", warren_lua_quota_release};
+const struct redis_script redis_script_sandbox_store = {"sandbox_store", warren_lua_sandbox_store};
 
 struct redis_client {
         redisContext *ctx;
@@ -245,7 +247,7 @@ static pthread_once_t script_shas_once = PTHREAD_ONCE_INIT;
 static void script_shas_init(void)
 {
         const struct redis_script *all[] = {&redis_script_auth_rate, &redis_script_quota_reserve,
-                                            &redis_script_quota_release};
+                                            &redis_script_quota_release, &redis_script_sandbox_store};
         for (size_t i = 0; i < ELEMENTSOF(all); i++) {
                 unsigned char md[SHA_DIGEST_LENGTH];
                 SHA1((const unsigned char *)all[i]->body, strlen(all[i]->body), md);
@@ -267,9 +269,11 @@ static const char *script_sha(const struct redis_script *s)
 int redis_client_script(struct redis_client *c, const struct redis_script *script, int nkeys, int nargs,
                         const char **args, redisReply **ret_reply, char err[REDIS_ERR_MAX])
 {
-        enum { MAX_ARGS = 32 };
-        if (nargs > MAX_ARGS - 3 || nkeys > nargs)
+        enum { MAX_ARGS = 64 };
+        if (nargs > MAX_ARGS - 3 || nkeys > nargs) {
+                snprintf(err, REDIS_ERR_MAX, "script %s: too many arguments (%d)", script->name, nargs);
                 return -E2BIG;
+        }
         const char *argv[MAX_ARGS];
         char nk[16];
         snprintf(nk, sizeof nk, "%d", nkeys);

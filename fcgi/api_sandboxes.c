@@ -19,7 +19,9 @@
 
 static struct sandbox_ctx ctx_of(struct http_ctx *ctx)
 {
-        return (struct sandbox_ctx){.cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis};
+        /* A worker's parent is the master, which keeps the warm pool. */
+        return (struct sandbox_ctx){
+            .cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis, .pool_keeper = getppid()};
 }
 
 static const char *id_param(struct http_ctx *ctx)

@@ -7,8 +7,10 @@
  *   SIGHUP           re-read the configuration and replace the workers without dropping
  *                    requests: new workers get a fresh socket renamed over the old path,
  *                    then the old socket is shut down and its workers drain and exit
+ *   SIGUSR1          a worker took a sandbox from the warm pool: start a replacement now
  * It also keeps the node's heartbeat in Redis (node:<id>), so other nodes and the API can
- * see which nodes are alive. */
+ * see which nodes are alive, sweeps the node's expired and dead sandboxes every second,
+ * and keeps the warm pool full. Sandboxes are its children, whoever started them. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -55,6 +57,9 @@ struct master {
         int fast_deaths; /* workers in a row that died within a second of starting */
         struct redis_client *redis;
         time_t started, last_heartbeat, last_sweep;
+        bool sandboxes_usable; /* cgroups were found at start */
+        time_t pool_retry_at;  /* after a failed start, the pool waits a while */
+        time_t pool_audit_at;  /* when the pool is next checked for strays */
 };
 
 static int mkdir_parents(const char *path, mode_t mode)
@@ -280,16 +285,44 @@ static void expire_retired(struct master *m)
 
 /* Lifetimes are enforced here, by the node, whatever runs inside: once a second this
  * node's sandboxes that are due (or whose runtime died) are destroyed. */
+static struct sandbox_ctx master_sandbox_ctx(struct master *m)
+{
+        return (struct sandbox_ctx){
+            .cfg = &m->cfg, .node_id = m->node_id, .redis = m->redis, .reaps_sandboxes = true};
+}
+
 static void sweep(struct master *m)
 {
         time_t now = time(NULL);
         if (now == m->last_sweep)
                 return;
         m->last_sweep = now;
-        struct sandbox_ctx sc = {.cfg = &m->cfg, .node_id = m->node_id, .redis = m->redis};
+        struct sandbox_ctx sc = master_sandbox_ctx(m);
         int n = sandbox_sweep(&sc);
         if (n > 0)
                 log_event(LOG_LEVEL_INFO, "sandboxes ended by the node", json_pack("{s:i}", "count", n));
+}
+
+/* Tops the warm pool up (or trims it after a reload made it smaller). A failure to start a
+ * sandbox is logged and retried after 10 s, not on every wakeup. */
+static void keep_pool(struct master *m)
+{
+        if (!m->sandboxes_usable || time(NULL) < m->pool_retry_at)
+                return;
+        struct sandbox_ctx sc = master_sandbox_ctx(m);
+        if (time(NULL) >= m->pool_audit_at) {
+                m->pool_audit_at = time(NULL) + 60;
+                int strays = sandbox_pool_audit(&sc);
+                if (strays > 0)
+                        log_event(LOG_LEVEL_INFO, "warm pool: stray sandboxes stopped",
+                                  json_pack("{s:i}", "count", strays));
+        }
+        char err[SANDBOX_ERR_MAX];
+        if (sandbox_pool_fill(&sc, err) < 0) {
+                m->pool_retry_at = time(NULL) + 10;
+                log_event(LOG_LEVEL_WARN, "warm pool: could not start a sandbox",
+                          json_pack("{s:s}", "error", err));
+        }
 }
 
 static void reload(struct master *m)
@@ -355,9 +388,12 @@ static int stop(struct master *m)
                         waitpid(m->children[i].pid, NULL, 0);
                 }
         /* Sandboxes are children too (CLONE_PARENT) and are left running: a new master
-         * adopts them from Redis. */
+         * adopts them from Redis. The warm pool's hold nothing of anyone's and go. */
+        struct sandbox_ctx sc = master_sandbox_ctx(m);
+        int pooled = sandbox_pool_drain(&sc, m->cfg.warm_pool_size + 64) + sandbox_pool_audit(&sc);
         heartbeat(m, 1);
-        log_event(LOG_LEVEL_INFO, "stopped", json_pack("{s:i}", "killed_after_timeout", stragglers));
+        log_event(LOG_LEVEL_INFO, "stopped",
+                  json_pack("{s:i, s:i}", "killed_after_timeout", stragglers, "pool_stopped", pooled));
         return 0;
 }
 
@@ -369,6 +405,7 @@ static int run(struct master *m)
         sigaddset(&set, SIGTERM);
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGHUP);
+        sigaddset(&set, SIGUSR1);
         sigprocmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
         spawn_workers(m);
@@ -378,6 +415,7 @@ static int run(struct master *m)
         for (;;) {
                 heartbeat(m, 0);
                 sweep(m);
+                keep_pool(m);
                 expire_retired(m);
                 int sig = sigtimedwait(&set, NULL, &(struct timespec){.tv_sec = 1});
                 switch (sig) {
@@ -387,6 +425,8 @@ static int run(struct master *m)
                 case SIGHUP:
                         reload(m);
                         break;
+                case SIGUSR1:
+                        break; /* keep_pool runs at the top of the loop */
                 case SIGTERM:
                 case SIGINT:
                         return stop(m);
@@ -431,7 +471,9 @@ int main(int argc, char **argv)
         if (r >= 0)
                 r = listen_socket_open(&m.cfg, &m.listen_fd, &m.listen_ino, err);
         char cgerr[CGROUP_ERR_MAX];
-        if (r >= 0 && cgroup_system_init(m.cfg.cgroup_parent, cgerr) < 0)
+        if (r >= 0 && cgroup_system_init(m.cfg.cgroup_parent, cgerr) == 0)
+                m.sandboxes_usable = true;
+        else if (r >= 0)
                 log_event(LOG_LEVEL_ERROR, "cgroups are not usable: sandboxes cannot start",
                           json_pack("{s:s}", "error", cgerr));
         char rerr[REDIS_ERR_MAX];

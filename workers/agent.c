@@ -221,16 +221,16 @@ void agent_result_clear(struct agent_result *r)
         r->out = r->err = NULL;
 }
 
-int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX])
+/* Sends one request that runs nothing and waits for its RESULT frame. */
+static int agent_call(const char *sock_path, json_t *req, const char *what, int timeout_ms,
+                      char err[AGENT_ERR_MAX])
 {
         _cleanup_close_ int fd = -1;
         int r = agent_connect(sock_path, &fd, err);
         if (r < 0)
                 return r;
         struct outbuf out = {0};
-        json_t *req = json_pack("{s:s}", "op", "ping");
-        r = outbuf_request(&out, req, NULL, 0);
-        json_decref(req);
+        r = req ? outbuf_request(&out, req, NULL, 0) : -ENOMEM;
         if (r == 0) {
                 struct pollfd p = {.fd = fd, .events = POLLOUT};
                 r = poll(&p, 1, timeout_ms) == 1 ? outbuf_flush(&out, fd) : -ETIMEDOUT;
@@ -239,16 +239,34 @@ int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX])
         }
         free(out.data);
         if (r < 0) {
-                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent did not take a ping");
+                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent did not take a %s", what);
                 return r;
         }
         struct frame f;
         r = frame_read(fd, &f, 4096, timeout_ms);
         if (r <= 0) {
-                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent did not answer a ping");
+                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent did not answer a %s", what);
                 return r == 0 ? -EPROTO : r;
         }
         bool ok = f.type == FRAME_RESULT;
         frame_clear(&f);
+        if (!ok)
+                snprintf(err, AGENT_ERR_MAX, "the sandbox's agent refused a %s", what);
         return ok ? 0 : -EPROTO;
+}
+
+int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX])
+{
+        json_t *req = json_pack("{s:s}", "op", "ping");
+        int r = agent_call(sock_path, req, "ping", timeout_ms, err);
+        json_decref(req);
+        return r;
+}
+
+int agent_configure(const char *sock_path, json_t *env, int timeout_ms, char err[AGENT_ERR_MAX])
+{
+        json_t *req = json_pack("{s:s, s:O}", "op", "configure", "env", env ? env : json_object());
+        int r = agent_call(sock_path, req, "configuration", timeout_ms, err);
+        json_decref(req);
+        return r;
 }

@@ -31,3 +31,7 @@ void agent_result_clear(struct agent_result *r);
 
 /* Asks the agent whether it is alive. */
 int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX]);
+
+/* Gives a sandbox started ahead of time (the warm pool) the environment its commands get,
+ * replacing the one it started with. Also proves the agent alive. */
+int agent_configure(const char *sock_path, json_t *env, int timeout_ms, char err[AGENT_ERR_MAX]);

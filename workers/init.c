@@ -312,9 +312,13 @@ static void shepherd(json_t *argv, char **env, const char *cwd, bool root, int i
                         exit_like(kill_tree(cmd, W_EXITCODE(0, SIGKILL)));
                 int st;
                 pid_t pid;
-                while ((pid = waitpid(-1, &st, WNOHANG)) > 0)
-                        if (pid == cmd)
-                                exit_like(st);
+                while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+                        if (pid != cmd)
+                                continue;
+                        sigset_t pending;
+                        sigpending(&pending); /* a kill that came with the end still applies */
+                        exit_like(sigismember(&pending, SIGUSR1) ? kill_tree(cmd, st) : st);
+                }
         }
 }
 
@@ -405,6 +409,29 @@ static void answer_ping(struct session *s)
         session_end(s);
 }
 
+/* The sandbox's environment, replaced for a sandbox that was started ahead of time and is
+ * now somebody's. The old one came from fd 5 at start and is a few bytes: it is left. */
+static void configure(struct session *s, json_t *req)
+{
+        json_t *env = json_object_get(req, "env");
+        size_t n = json_object_size(env), i = 0;
+        char **fresh = calloc(n + 1, sizeof *fresh);
+        const char *k;
+        json_t *v;
+        json_object_foreach(env, k, v)
+        {
+                if (fresh && json_is_string(v) && asprintf(&fresh[i], "%s=%s", k, json_string_value(v)) >= 0)
+                        i++;
+        }
+        if (!fresh) {
+                send_error(s->conn, "internal", "out of memory");
+        } else {
+                base_env = fresh;
+                send_json(s->conn, FRAME_RESULT, json_pack("{s:b}", "ok", 1));
+        }
+        session_end(s);
+}
+
 static void handle_request(struct session *s, struct frame *f)
 {
         json_error_t jerr;
@@ -415,6 +442,8 @@ static void handle_request(struct session *s, struct frame *f)
                 session_end(s);
         } else if (strcmp(op, "ping") == 0) {
                 answer_ping(s);
+        } else if (strcmp(op, "configure") == 0) {
+                configure(s, req);
         } else if (strcmp(op, "exec") == 0) {
                 if (session_start(s, req) < 0)
                         session_end(s);
@@ -455,12 +484,11 @@ static void pump(struct session *s, int *fd, uint8_t type, long long *count)
         }
 }
 
-/* Ends a session's whole process tree: the command's own session at once, and the shepherd
- * reaps the rest (anything that escaped the session was reparented to it). */
+/* Ends a session's whole process tree, through its shepherd. Only the shepherd kills: were
+ * the command killed from here, the shepherd could see it end and leave before it took the
+ * kill, and what escaped the command's session would outlive it. */
 static void kill_command(struct session *s)
 {
-        if (s->cmd_pid > 0)
-                kill(-s->cmd_pid, SIGKILL);
         kill(s->pid, SIGUSR1);
         s->kill_sent = true;
 }

@@ -267,6 +267,13 @@ static int child_main(void *arg)
         }
         /* warren-init's own environment is fixed: the sandbox's (from the request) reaches only
          * the commands it runs, through fd 5, never the loader or libc of PID 1. */
+        /* Nothing of the caller's signal state reaches PID 1: the master blocks the signals
+         * it waits for, and an ignored signal would stay ignored across exec. */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        for (int sig = 1; sig < NSIG; sig++)
+                signal(sig, SIG_DFL);
         char *argv[] = {"warren-init", NULL};
         char *envp[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL};
         syscall(SYS_execveat, p->init_fd, "", argv, envp, AT_EMPTY_PATH);
@@ -683,9 +690,9 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         /* CLONE_PIDFD: the master reaps the child (CLONE_PARENT), so its pid may be reused by
          * the time a failure here kills it; the pidfd always names this child. */
         int pidfd = -1;
-        pid_t pid = clone(child_main, (char *)stack + stack_size,
-                          CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS |
-                              CLONE_PARENT | CLONE_PIDFD | SIGCHLD,
+        int flags =
+            CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | SIGCHLD;
+        pid_t pid = clone(child_main, (char *)stack + stack_size, flags | (s->own_child ? 0 : CLONE_PARENT),
                           &args, &pidfd);
         int clone_errno = errno;
         munmap(stack, stack_size); /* the child has its own copy: no CLONE_VM */

@@ -10,6 +10,7 @@
  * nothing and configure no interface. */
 #pragma once
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "cgroup.h"
@@ -25,6 +26,9 @@ struct launch_spec {
         unsigned uid_base;        /* host uid of root inside; 65536 ids are mapped */
         char *const *env;         /* the sandbox's environment (NAME=value), NULL-terminated */
         struct cgroup *cgroup;    /* the child joins it before anything runs */
+        bool own_child;           /* the caller reaps it (the master); else it becomes the
+                                     caller's parent's child (CLONE_PARENT: a worker's parent
+                                     is the master) */
 };
 
 /* Starts the sandbox and returns once warren-init has been exec'd. On failure nothing of the

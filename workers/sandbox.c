@@ -258,6 +258,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
             .uid_base = (unsigned)(sc->cfg->sandbox_uid_base + uid_slot * UID_RANGE),
             .env = env,
             .cgroup = cg,
+            .own_child = sc->reaps_sandboxes,
         };
         pid_t pid;
         char lerr[LAUNCH_ERR_MAX];
@@ -283,46 +284,127 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         return 0;
 }
 
-static int record_store(struct sandbox_ctx *sc, const char *key_id, const char *id,
-                        const struct sandbox_spec *spec, pid_t pid, long long uid_slot, long long created,
-                        char err[SANDBOX_ERR_MAX])
+/* The record of a sandbox a key now owns, from what it asked for. */
+static void record_from_spec(struct sandbox_ctx *sc, const char *key_id, const char *id,
+                             const struct sandbox_spec *spec, pid_t pid, long long uid_slot,
+                             struct record *rec)
 {
+        *rec = (struct record){.created_at = now_ms(),
+                               .cpu_millis = spec->cpu_millis,
+                               .memory_mb = spec->memory_mb,
+                               .disk_mb = spec->disk_mb,
+                               .pid = pid,
+                               .uid_slot = uid_slot,
+                               .auto_resume = spec->auto_resume};
+        rec->end_at = rec->created_at + spec->timeout_ms;
+        snprintf(rec->id, sizeof rec->id, "%s", id);
+        snprintf(rec->key_id, sizeof rec->key_id, "%s", key_id);
+        snprintf(rec->node_id, sizeof rec->node_id, "%s", sc->node_id);
+        snprintf(rec->status, sizeof rec->status, "running");
+        snprintf(rec->image, sizeof rec->image, "%s", spec->image);
         _cleanup_free_ char *meta = spec->metadata ? json_dumps(spec->metadata, JSON_COMPACT) : NULL;
-        long long end_at = created + spec->timeout_ms;
-        char buf[8][32];
-        snprintf(buf[0], 32, "%lld", created);
-        snprintf(buf[1], 32, "%lld", end_at);
-        snprintf(buf[2], 32, "%lld", spec->cpu_millis);
-        snprintf(buf[3], 32, "%lld", spec->memory_mb);
-        snprintf(buf[4], 32, "%lld", spec->disk_mb);
-        snprintf(buf[5], 32, "%d", (int)pid);
-        snprintf(buf[6], 32, "%d", spec->auto_resume ? 1 : 0);
-        snprintf(buf[7], 32, "%lld", uid_slot);
-        char key[64];
+        snprintf(rec->metadata, sizeof rec->metadata, "%s", meta ? meta : "{}");
+}
+
+/* Writes the record and both indexes in one round trip (sandbox_store.lua). */
+static int record_store(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
+{
+        char n[8][32], keys[3][96];
+        snprintf(keys[0], sizeof keys[0], "sandbox:%s", rec->id);
+        snprintf(keys[1], sizeof keys[1], "sandboxes:key:%s", rec->key_id);
+        snprintf(keys[2], sizeof keys[2], "sandboxes:node:%s", rec->node_id);
+        snprintf(n[0], 32, "%lld", rec->created_at);
+        snprintf(n[1], 32, "%lld", rec->end_at);
+        snprintf(n[2], 32, "%lld", rec->cpu_millis);
+        snprintf(n[3], 32, "%lld", rec->memory_mb);
+        snprintf(n[4], 32, "%lld", rec->disk_mb);
+        snprintf(n[5], 32, "%lld", rec->pid);
+        snprintf(n[6], 32, "%d", rec->auto_resume ? 1 : 0);
+        snprintf(n[7], 32, "%lld", rec->uid_slot);
+        const char *args[] = {
+            keys[0],    keys[1],       keys[2],      rec->id,     n[0],          n[1],
+            "id",       rec->id,       "key_id",     rec->key_id, "node_id",     rec->node_id,
+            "status",   rec->status,   "image",      rec->image,  "created_at",  n[0],
+            "end_at",   n[1],          "cpu_millis", n[2],        "memory_mb",   n[3],
+            "disk_mb",  n[4],          "pid",        n[5],        "auto_resume", n[6],
+            "metadata", rec->metadata, "paused_ms",  "0",         "uid_slot",    n[7]};
+        _cleanup_reply_ redisReply *r = NULL;
+        return redis_client_script(sc->redis, &redis_script_sandbox_store, 3, (int)ELEMENTSOF(args), args, &r,
+                                   err);
+}
+
+/* A cold start: a new id, uid range, cgroup and runtime, made for this spec. */
+/* Before a runtime exists, its record does: status "creating" (or "pooled"), in the node's
+ * sweep index due in a minute. Should the process making it die half-way (kill -9 of a
+ * worker or the master), the sweep finds the record, stops whatever was started and settles
+ * the counters; a create that finishes overwrites both. */
+#define PROVISIONAL_MS 60000
+
+static int provisional_record(struct sandbox_ctx *sc, const char *id, const char *key_id, long long slot,
+                              char err[SANDBOX_ERR_MAX])
+{
+        char key[64], created[32], slot_s[32];
         snprintf(key, sizeof key, "sandbox:%s", id);
-        const char *argv[] = {"HSET",        key,       "id",        id,
-                              "key_id",      key_id,    "node_id",   sc->node_id,
-                              "status",      "running", "image",     spec->image,
-                              "created_at",  buf[0],    "end_at",    buf[1],
-                              "cpu_millis",  buf[2],    "memory_mb", buf[3],
-                              "disk_mb",     buf[4],    "pid",       buf[5],
-                              "auto_resume", buf[6],    "metadata",  meta ? meta : "{}",
-                              "paused_ms",   "0",       "uid_slot",  buf[7]};
+        snprintf(created, sizeof created, "%lld", now_ms());
+        snprintf(slot_s, sizeof slot_s, "%lld", slot);
+        const char *argv[] = {"HSET",       key,
+                              "id",         id,
+                              "node_id",    sc->node_id,
+                              "status",     key_id ? "creating" : "pooled",
+                              "key_id",     key_id ? key_id : "",
+                              "created_at", created,
+                              "uid_slot",   slot_s,
+                              "image",      "base"};
         redisReply *r = NULL;
         int rc = redis_client_argv(sc->redis, (int)ELEMENTSOF(argv), argv, NULL, &r, err);
         if (rc < 0)
                 return rc;
         freeReplyObject(r);
-        if ((rc = redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:key:%s %lld %s", key_id, created,
-                                   id)) < 0)
-                return rc;
-        freeReplyObject(r);
-        if ((rc = redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s %lld %s", sc->node_id, end_at,
-                                   id)) < 0)
-                return rc;
-        freeReplyObject(r);
+        rc = redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s %lld %s", sc->node_id,
+                              now_ms() + PROVISIONAL_MS, id);
+        if (rc == 0)
+                freeReplyObject(r);
+        return rc;
+}
+
+static void provisional_drop(struct sandbox_ctx *sc, const char *id)
+{
+        char err[REDIS_ERR_MAX];
+        redisReply *r = NULL;
+        if (redis_client_cmd(sc->redis, &r, err, "DEL sandbox:%s", id) == 0)
+                freeReplyObject(r);
+        if (redis_client_cmd(sc->redis, &r, err, "ZREM sandboxes:node:%s %s", sc->node_id, id) == 0)
+                freeReplyObject(r);
+}
+
+/* A cold start: a new id, uid range, cgroup and runtime, made for this spec, for key_id
+ * (NULL: for the warm pool). */
+static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, const char *key_id,
+                      char id[SANDBOX_ID_MAX], pid_t *ret_pid, long long *ret_slot, char err[SANDBOX_ERR_MAX])
+{
+        int r = id_random("", 20, id, SANDBOX_ID_MAX);
+        if (r < 0 || (r = uid_slot_claim(sc, ret_slot, err)) < 0)
+                return r;
+        if ((r = provisional_record(sc, id, key_id, *ret_slot, err)) < 0) {
+                uid_slot_release(sc, sc->node_id, *ret_slot);
+                return r;
+        }
+        struct cgroup *cg = NULL;
+        /* Whatever errno the runtime failed with, it is the node's failure, not a bad request
+         * or a missing sandbox: the caller answers 500 with err. */
+        if ((r = start_runtime(sc, id, spec, *ret_slot, &cg, ret_pid, err)) < 0) {
+                remove_dir(sc, id);
+                provisional_drop(sc, id);
+                uid_slot_release(sc, sc->node_id, *ret_slot);
+                return -EIO;
+        }
+        cgroup_free(cg);
         return 0;
 }
+
+static int pool_claim(struct sandbox_ctx *sc, const struct sandbox_spec *spec, char id[SANDBOX_ID_MAX],
+                      pid_t *ret_pid, long long *ret_slot, char err[SANDBOX_ERR_MAX]);
+static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX_ERR_MAX]);
 
 int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sandbox_spec *spec,
                    json_t **ret_info, char err[SANDBOX_ERR_MAX])
@@ -337,31 +419,26 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
                 return -EDQUOT;
         }
         char id[SANDBOX_ID_MAX], qerr[REDIS_ERR_MAX];
-        struct cgroup *cg = NULL;
         pid_t pid = 0;
         long long uid_slot = -1;
         if ((r = reserve_node_slot(sc, err)) < 0)
                 goto release_quota;
-        if ((r = id_random("", 20, id, sizeof id)) < 0 || (r = uid_slot_claim(sc, &uid_slot, err)) < 0)
+        /* A ready sandbox from the warm pool if one fits, else a cold start. */
+        r = pool_claim(sc, spec, id, &pid, &uid_slot, err);
+        if (r == -ENOENT)
+                r = start_cold(sc, spec, key_id, id, &pid, &uid_slot, err);
+        if (r < 0)
                 goto release_slot;
-        long long created = now_ms();
-        /* Whatever errno the runtime failed with, it is the node's failure, not a bad request
-         * or a missing sandbox: the caller answers 500 with err. */
-        if ((r = start_runtime(sc, id, spec, uid_slot, &cg, &pid, err)) < 0) {
-                r = -EIO;
-                goto remove;
-        }
-        if ((r = record_store(sc, key_id, id, spec, pid, uid_slot, created, err)) < 0)
+        struct record rec;
+        record_from_spec(sc, key_id, id, spec, pid, uid_slot, &rec);
+        if ((r = record_store(sc, &rec, err)) < 0)
                 goto destroy;
-        cgroup_free(cg);
-        return sandbox_get(sc, key_id, id, ret_info, err);
+        *ret_info = record_json(&rec);
+        return *ret_info ? 0 : -ENOMEM;
 
 destroy:; /* rollback, in reverse order of what was made */
-        char cgerr[CGROUP_ERR_MAX];
-        cgroup_destroy(cg, cgerr);
-        cgroup_free(cg);
-remove:
-        remove_dir(sc, id);
+        char serr[SANDBOX_ERR_MAX];
+        stop_runtime(sc, id, serr);
         uid_slot_release(sc, sc->node_id, uid_slot);
 release_slot:
         release_node_slot(sc);
@@ -477,6 +554,8 @@ static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX
         return 0;
 }
 
+static int pool_forget(struct sandbox_ctx *sc, const struct record *rec);
+
 /* Drops the record; only the caller whose DEL removed it settles the counters, so two
  * concurrent deletes (or a delete and the sweep) release the quota once. */
 static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
@@ -489,6 +568,8 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
         freeReplyObject(r);
         if (!mine)
                 return 0;
+        if (strcmp(rec->status, "pooled") == 0)
+                return pool_forget(sc, rec);
         const char *cmds[][2] = {{"ZREM sandboxes:key:%s %s", rec->key_id},
                                  {"ZREM sandboxes:node:%s %s", rec->node_id}};
         for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
@@ -758,6 +839,186 @@ int sandbox_sweep(struct sandbox_ctx *sc)
                 bool due = strcmp(score, "inf") != 0 && strtoll(score, NULL, 10) <= now;
                 if (due || runtime_is_dead(id))
                         n += sweep_one(sc, id);
+        }
+        return n;
+}
+
+/* --- the warm pool ------------------------------------------------------------------- */
+
+/* Ready sandboxes, started with the node's defaults and owned by no key, wait in the list
+ * pool:<node> as "<id>.<pid>.<uid slot>". Their records say status "pooled" (no key can see
+ * them) and sit in the node's sweep index at +inf, so a pooled runtime that dies is cleaned
+ * up like any other. A create that fits the defaults takes one with LPOP (atomic: no two
+ * workers get the same), gives it the key's environment and limits, and tells the pool's
+ * keeper (the master) to start a replacement, off the create's path. */
+
+static struct sandbox_spec pool_spec(const struct warren_config *cfg)
+{
+        return (struct sandbox_spec){.image = "base",
+                                     .cpu_millis = cfg->sandbox_default_cpu_millis,
+                                     .memory_mb = cfg->sandbox_default_memory_mb,
+                                     .disk_mb = cfg->sandbox_default_disk_mb};
+}
+
+static int pool_forget(struct sandbox_ctx *sc, const struct record *rec)
+{
+        char err[REDIS_ERR_MAX], entry[96];
+        snprintf(entry, sizeof entry, "%s.%lld.%lld", rec->id, rec->pid, rec->uid_slot);
+        redisReply *r = NULL;
+        if (redis_client_cmd(sc->redis, &r, err, "LREM pool:%s 0 %s", rec->node_id, entry) == 0)
+                freeReplyObject(r);
+        if (redis_client_cmd(sc->redis, &r, err, "ZREM sandboxes:node:%s %s", rec->node_id, rec->id) == 0)
+                freeReplyObject(r);
+        uid_slot_release(sc, rec->node_id, rec->uid_slot);
+        return 0;
+}
+
+/* Gives a pooled sandbox the spec's limits (where they differ from the defaults it started
+ * with) and environment. */
+static int pool_fit(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
+                    char err[SANDBOX_ERR_MAX])
+{
+        struct sandbox_spec defaults = pool_spec(sc->cfg);
+        if (spec->cpu_millis != defaults.cpu_millis || spec->memory_mb != defaults.memory_mb) {
+                struct cgroup_limits lim = {
+                    .memory_bytes = spec->memory_mb << 20,
+                    .pids_max = sc->cfg->sandbox_max_pids,
+                    .cpu_quota_us = spec->cpu_millis * 100,
+                    .cpu_period_us = 100000,
+                };
+                struct cgroup *cg = NULL;
+                char cgerr[CGROUP_ERR_MAX];
+                int r = cgroup_open(id, &cg, cgerr);
+                if (r == 0)
+                        r = cgroup_set_limits(cg, &lim, cgerr);
+                cgroup_free(cg);
+                if (r < 0) {
+                        snprintf(err, SANDBOX_ERR_MAX, "%s", cgerr);
+                        return r;
+                }
+        }
+        char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
+        agent_path(sc, id, sock, sizeof sock);
+        int r = agent_configure(sock, spec->env, 2000, aerr);
+        if (r < 0)
+                snprintf(err, SANDBOX_ERR_MAX, "%s", aerr);
+        return r;
+}
+
+static int pool_claim(struct sandbox_ctx *sc, const struct sandbox_spec *spec, char id[SANDBOX_ID_MAX],
+                      pid_t *ret_pid, long long *ret_slot, char err[SANDBOX_ERR_MAX])
+{
+        if (sc->cfg->warm_pool_size <= 0 || strcmp(spec->image, "base") != 0 ||
+            spec->disk_mb != sc->cfg->sandbox_default_disk_mb)
+                return -ENOENT;
+        /* A pooled runtime that died, or will not take its configuration, is thrown away and
+         * the next one tried; an empty pool means a cold start. */
+        for (int attempt = 0; attempt < 3; attempt++) {
+                _cleanup_reply_ redisReply *r = NULL;
+                int rc = redis_client_cmd(sc->redis, &r, err, "LPOP pool:%s", sc->node_id);
+                if (rc < 0)
+                        return rc;
+                int pid;
+                if (r->type != REDIS_REPLY_STRING ||
+                    sscanf(r->str, "%31[a-z0-9].%d.%lld", id, &pid, ret_slot) != 3)
+                        return -ENOENT;
+                if (sc->pool_keeper > 0)
+                        kill(sc->pool_keeper, SIGUSR1);
+                char ferr[SANDBOX_ERR_MAX];
+                if (pool_fit(sc, id, spec, ferr) == 0) {
+                        *ret_pid = pid;
+                        return 0;
+                }
+                sandbox_destroy(sc, NULL, id, ferr);
+        }
+        return -ENOENT;
+}
+
+/* Starts one pooled sandbox; its record and sweep entry exist before it is offered. */
+static int pool_add(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
+{
+        struct sandbox_spec spec = pool_spec(sc->cfg);
+        char id[SANDBOX_ID_MAX];
+        pid_t pid;
+        long long slot;
+        int r = start_cold(sc, &spec, NULL, id, &pid, &slot, err);
+        if (r < 0)
+                return r;
+        /* Offered only once its record is whole; never due once offered. */
+        redisReply *rep = NULL;
+        r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s pid %d", id, (int)pid);
+        if (r == 0) {
+                freeReplyObject(rep);
+                r = redis_client_cmd(sc->redis, &rep, err, "RPUSH pool:%s %s.%d.%lld", sc->node_id, id,
+                                     (int)pid, slot);
+        }
+        if (r == 0) {
+                freeReplyObject(rep);
+                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s +inf %s", sc->node_id, id);
+        }
+        if (r == 0) {
+                freeReplyObject(rep);
+                return 0;
+        }
+        char serr[SANDBOX_ERR_MAX];
+        sandbox_destroy(sc, NULL, id, serr);
+        return r;
+}
+
+int sandbox_pool_fill(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
+{
+        _cleanup_reply_ redisReply *len = NULL;
+        int r = redis_client_cmd(sc->redis, &len, err, "LLEN pool:%s", sc->node_id);
+        if (r < 0)
+                return r;
+        int started = 0;
+        for (long long have = len->integer; have < sc->cfg->warm_pool_size; have++) {
+                if ((r = pool_add(sc, err)) < 0)
+                        return r;
+                started++;
+        }
+        /* A smaller pool after a reload: the extra ones go. */
+        for (long long have = len->integer; have > sc->cfg->warm_pool_size; have--)
+                sandbox_pool_drain(sc, 1);
+        return started;
+}
+
+int sandbox_pool_drain(struct sandbox_ctx *sc, int max)
+{
+        int n = 0;
+        for (; n < max; n++) {
+                char err[SANDBOX_ERR_MAX], id[SANDBOX_ID_MAX];
+                _cleanup_reply_ redisReply *r = NULL;
+                if (redis_client_cmd(sc->redis, &r, err, "LPOP pool:%s", sc->node_id) < 0 ||
+                    r->type != REDIS_REPLY_STRING || sscanf(r->str, "%31[a-z0-9]", id) != 1)
+                        break;
+                sandbox_destroy(sc, NULL, id, err);
+        }
+        return n;
+}
+
+int sandbox_pool_audit(struct sandbox_ctx *sc)
+{
+        char err[SANDBOX_ERR_MAX];
+        _cleanup_reply_ redisReply *list = NULL, *never = NULL;
+        if (redis_client_cmd(sc->redis, &list, err, "LRANGE pool:%s 0 -1", sc->node_id) < 0 ||
+            redis_client_cmd(sc->redis, &never, err, "ZRANGEBYSCORE sandboxes:node:%s +inf +inf",
+                             sc->node_id) < 0)
+                return 0;
+        int n = 0;
+        for (size_t i = 0; i < never->elements; i++) {
+                const char *id = never->element[i]->str;
+                size_t len = strlen(id);
+                bool listed = false;
+                for (size_t j = 0; j < list->elements && !listed; j++)
+                        listed =
+                            strncmp(list->element[j]->str, id, len) == 0 && list->element[j]->str[len] == '.';
+                if (listed)
+                        continue;
+                _cleanup_reply_ redisReply *status = NULL;
+                if (redis_client_cmd(sc->redis, &status, err, "HGET sandbox:%s status", id) == 0 &&
+                    status->type == REDIS_REPLY_STRING && strcmp(status->str, "pooled") == 0)
+                        n += sandbox_destroy(sc, NULL, id, err) == 0;
         }
         return n;
 }

@@ -8,11 +8,14 @@
  *                sandboxes:key:<key_id>       zset of ids by creation time (listing)
  *                sandboxes:node:<node_id>     zset of ids by end_at (the node's lifetime sweep)
  *                node:<node_id>:sandboxes     count of sandboxes on the node (capacity)
+ *                node:<node_id>:uid_slots     bitmap of the host uid ranges in use
+ *                pool:<node_id>               list of ready sandboxes, "<id>.<pid>.<uid slot>"
  * A sandbox's node is always in its record, so any node can find where it runs. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 #include "agent.h"
 #include "config.h"
@@ -26,6 +29,8 @@ struct sandbox_ctx {
         const struct warren_config *cfg;
         const char *node_id;
         struct redis_client *redis;
+        pid_t pool_keeper;    /* told (SIGUSR1) when a create takes from the warm pool; 0: nobody */
+        bool reaps_sandboxes; /* the caller is the master: sandboxes it starts are its children */
 };
 
 struct sandbox_spec {
@@ -70,3 +75,13 @@ int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, jso
 /* The node's sweep: destroys this node's sandboxes whose lifetime has passed and those whose
  * runtime has died. Returns how many it destroyed. */
 int sandbox_sweep(struct sandbox_ctx *sc);
+
+/* The warm pool (run by the master): starts sandboxes until the node's pool holds
+ * warm_pool_size (stopping extras beyond it). Returns how many it started, or -errno with err
+ * set. */
+int sandbox_pool_fill(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX]);
+/* Stops up to max pooled sandboxes; returns how many. */
+int sandbox_pool_drain(struct sandbox_ctx *sc, int max);
+/* Stops pooled sandboxes that are no longer offered (a process taking one died before it
+ * was anybody's); returns how many. */
+int sandbox_pool_audit(struct sandbox_ctx *sc);

@@ -210,8 +210,31 @@ class Node:
     def shell(self, sid, cmd, key="admin", **fields):
         return self.request("POST", f"/v1/sandboxes/{sid}/shell", {"cmd": cmd, **fields}, key=key)
 
+    def pooled(self):
+        """The warm pool's sandboxes: ids and host pids. They belong on the host while the node
+        runs; a stopped node has none."""
+        ids, pids = set(), set()
+        sock = os.path.join(self.state, "redis", "redis.sock")
+        if not os.path.exists(sock):
+            return ids, pids
+        out = subprocess.run(["redis-cli", "-s", sock, "--raw", "EVAL",
+                              "local r = {} for _, k in ipairs(redis.call('KEYS', 'pool:*')) do "
+                              "for _, e in ipairs(redis.call('LRANGE', k, 0, -1)) do r[#r+1] = e end end "
+                              "return r", "0"], capture_output=True, text=True, timeout=10).stdout
+        for entry in out.split():
+            parts = entry.split(".")
+            if len(parts) == 3:
+                ids.add(parts[0])
+                pids.add(parts[1])
+        return ids, pids
+
     def leftovers(self):
-        """What of this node's sandboxes is on the host: directories, cgroups, agent processes."""
+        """What of this node's sandboxes is on the host: directories, cgroups, agent processes
+        (the warm pool's excepted)."""
+        pool_ids, pool_pids = self.pooled()
+        return [x for x in self._on_host() if x.split()[-1].split("/")[-1] not in pool_ids | pool_pids]
+
+    def _on_host(self):
         found = []
         sb = os.path.join(self.state, "sandboxes")
         found += [f"dir {d}" for d in os.listdir(sb)] if os.path.isdir(sb) else []

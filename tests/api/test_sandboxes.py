@@ -49,14 +49,16 @@ def shell_runs_as_user_or_root_with_env_and_cwd(node):
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 
-def host_uid_of(inner_pid, name="sleep"):
-    """The host uid of the process that is inner_pid inside some sandbox."""
+def host_uid_of(marker):
+    """The host uid of the one process on the host whose command line is `sleep <marker>`."""
+    want = f"sleep\0{marker}\0".encode()
     for pid in os.listdir("/proc"):
         try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read() != want:
+                    continue
             with open(f"/proc/{pid}/status") as f:
-                st = f.read()
-            if st.startswith(f"Name:\t{name}\n") and f"NSpid:\t{pid}\t{inner_pid}\n" in st:
-                return int(st.split("\nUid:\t")[1].split()[0])
+                return int(f.read().split("\nUid:\t")[1].split()[0])
         except (OSError, IndexError):
             pass
     return None
@@ -67,12 +69,12 @@ def each_sandbox_has_its_own_unprivileged_uid_range(node):
     sids = [node.sandbox(), node.sandbox()]
     roots = []
     for sid in sids:
-        # Both print the pid of a sleeper: the same inner pid can exist in both sandboxes, so
-        # each is looked up before the next one starts.
-        r = node.shell(sid, "sleep 30 & echo $!", user="root")
-        roots.append(host_uid_of(int(r.json["stdout"])))
-        u = node.shell(sid, "sleep 30 & echo $!")
-        user_uid = host_uid_of(int(u.json["stdout"]))
+        # Each sleeper's argument is unique on the host: that is how it is found there.
+        mark = f"{os.getpid()}.{len(roots)}"
+        node.shell(sid, f"sleep {mark}1 &", user="root")
+        roots.append(host_uid_of(f"{mark}1"))
+        node.shell(sid, f"sleep {mark}2 &")
+        user_uid = host_uid_of(f"{mark}2")
         expect(roots[-1] is not None and roots[-1] >= 100000, roots)
         expect(user_uid == roots[-1] + 1000, f"user is root's uid + 1000 outside: {user_uid} {roots}")
         node.shell(sid, "pkill sleep", user="root")
@@ -354,10 +356,56 @@ def a_create_that_fails_in_the_runtime_leaves_nothing(node):
 
 
 @test
+def creates_that_fit_take_a_warm_sandbox_and_the_pool_refills(node):
+    expect(wait_until(lambda: len(node.pooled()[0]) == 2), f"the pool must fill: {node.pooled()}")
+    warm = node.pooled()[0]
+    r = node.request("POST", "/v1/sandboxes", {"env": {"FROM": "pool"}, "memory_mb": 300, "cpu": 0.5,
+                                               "metadata": {"who": "warm"}, "timeout_ms": 60000})
+    expect(r.status == 201 and r.json["id"] in warm, f"a default-shaped create takes a warm one: {r}")
+    sid = r.json["id"]
+    expect(r.json["limits"] == {"cpu": 0.5, "memory_mb": 300, "disk_mb": 1024}, r)
+    expect(r.json["metadata"] == {"who": "warm"} and r.json["status"] == "running", r)
+    # The key's environment and limits reach the warm sandbox, as they do a cold one.
+    out = node.shell(sid, "echo $FROM; hostname")
+    expect(out.json["stdout"] == f"pool\n{sid}\n", out)
+    with open(f"/sys/fs/cgroup/memory/{node.cgroup_parent}/{sid}/memory.limit_in_bytes") as f:
+        expect(int(f.read()) == 300 << 20, "memory limit of the taken sandbox")
+    with open(f"/sys/fs/cgroup/cpu/{node.cgroup_parent}/{sid}/cpu.cfs_quota_us") as f:
+        expect(int(f.read()) == 50000, "cpu quota of the taken sandbox")
+    # Warm sandboxes are nobody's: never listed, never found.
+    listed = {s["id"] for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]}
+    expect(not (listed & node.pooled()[0]), listed)
+    for other in node.pooled()[0]:
+        expect(node.request("GET", f"/v1/sandboxes/{other}").status == 404)
+    expect(wait_until(lambda: len(node.pooled()[0]) == 2 and sid not in node.pooled()[0]),
+           f"the pool must refill: {node.pooled()}")
+    # Another disk size cannot come from the pool: a cold start.
+    cold = node.request("POST", "/v1/sandboxes", {"disk_mb": 64})
+    expect(cold.status == 201 and cold.json["id"] not in warm | node.pooled()[0], cold)
+    for i in (sid, cold.json["id"]):
+        expect(node.request("DELETE", f"/v1/sandboxes/{i}").status == 200)
+
+
+@test
 def deleting_everything_leaves_nothing_on_the_host(node):
     for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
         node.request("DELETE", f"/v1/sandboxes/{s['id']}")
     expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+
+
+@test
+def stopping_the_node_stops_the_warm_pool(node):
+    expect(wait_until(lambda: len(node.pooled()[0]) == 2), node.pooled())
+    # One is taken off the pool's list as a worker killed mid-create would leave it: running,
+    # nobody's, no longer offered. The node must still find and stop it.
+    sock = os.path.join(node.state, "redis", "redis.sock")
+    taken = subprocess.run(["redis-cli", "-s", sock, "--raw", "EVAL",
+                            "return redis.call('LPOP', redis.call('KEYS', 'pool:*')[1])", "0"],
+                           capture_output=True, text=True).stdout.strip()
+    expect(taken.count(".") == 2, taken)
+    node.stop()
+    expect(not node._on_host(), f"a stopped node keeps no warm sandbox: {node._on_host()}")
+    node.start()
 
 
 def setup():
