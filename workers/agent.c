@@ -265,7 +265,8 @@ int agent_ping(const char *sock_path, int timeout_ms, char err[AGENT_ERR_MAX])
 
 int agent_configure(const char *sock_path, json_t *env, int timeout_ms, char err[AGENT_ERR_MAX])
 {
-        json_t *req = json_pack("{s:s, s:O}", "op", "configure", "env", env ? env : json_object());
+        json_t *req =
+            json_pack("{s:s, s:o}", "op", "configure", "env", env ? json_incref(env) : json_object());
         int r = agent_call(sock_path, req, "configuration", timeout_ms, err);
         json_decref(req);
         return r;

@@ -14,9 +14,13 @@
  *                                         namespace; become root inside; execveat warren-init
  *   sync socket closes on exec (CLOEXEC), or carries (errno, step) on failure
  *
- * Between clone and execveat the child calls no malloc and no stdio (the parent is a
- * threaded worker: another thread may hold the allocator's lock); every path and mount
- * option it needs is prepared before clone, in struct child_plan. */
+ * The child shares the caller's memory until it execs (CLONE_VM | CLONE_VFORK, as
+ * posix_spawn does): no page table of a large, threaded worker is copied for a process
+ * that is about to exec. So between clone and execveat the child writes nothing but its
+ * own stack and calls no malloc, no stdio and no glibc wrapper that keeps process-wide
+ * state (ids are changed with raw system calls: glibc's setresuid would signal the
+ * worker's threads); every path and mount option it needs is prepared before clone, in
+ * struct child_plan. The calling thread sleeps until the exec, other threads run on. */
 #include "launch.h"
 
 #include <errno.h>
@@ -241,11 +245,12 @@ static int child_main(void *arg)
          * Becoming root inside makes the real uid the sandbox's own host uid, so what the
          * kernel counts per user (processes, inotify watches, user namespaces) is charged
          * to this sandbox alone. */
-        if (setgroups(0, NULL) < 0)
+        if (syscall(SYS_setgroups, 0, NULL) < 0)
                 child_fail(fd, errno, "drop supplementary groups");
         if (setns(p->userns_fd, CLONE_NEWUSER) < 0)
                 child_fail(fd, errno, "enter user namespace");
-        if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0 || setgroups(0, NULL) < 0)
+        if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0 ||
+            syscall(SYS_setgroups, 0, NULL) < 0)
                 child_fail(fd, errno, "become root of the user namespace");
         if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0 || dup2(p->env_fd, 5) < 0)
                 child_fail(fd, errno, "pass agent socket, filter and environment");
@@ -300,6 +305,19 @@ static struct op *add(struct plan_builder *b, enum op_kind kind, const char *ste
         return op;
 }
 
+/* dst = the sandbox root's host path + in_root; a path that does not fit refuses the plan. */
+static void root_path(struct plan_builder *b, char dst[P], const char *in_root)
+{
+        size_t a = strlen(b->p->root), c = strlen(in_root);
+        if (a + c >= P) {
+                b->overflow = true;
+                dst[0] = 0;
+                return;
+        }
+        memcpy(dst, b->p->root, a);
+        memcpy(dst + a, in_root, c + 1);
+}
+
 /* A mount at a host path (before pivot_root, every target is one). */
 static struct op *mount_at(struct plan_builder *b, const char *src, const char *host_path, const char *fstype,
                            unsigned long flags, const char *data, const char *step)
@@ -309,7 +327,11 @@ static struct op *mount_at(struct plan_builder *b, const char *src, const char *
         snprintf(op->dst, P, "%s", host_path);
         op->fstype = fstype;
         op->flags = flags;
-        snprintf(op->data, sizeof op->data, "%s", data ? data : "");
+        size_t n = data ? strlen(data) : 0;
+        if (n >= sizeof op->data)
+                b->overflow = true; /* the plan is refused rather than cut */
+        else if (n)
+                memcpy(op->data, data, n + 1);
         return op;
 }
 
@@ -318,7 +340,7 @@ static struct op *mount_in(struct plan_builder *b, const char *src, const char *
                            unsigned long flags, const char *data, const char *step)
 {
         char path[P];
-        snprintf(path, sizeof path, "%s%s", b->p->root, in_root);
+        root_path(b, path, in_root);
         return mount_at(b, src, path, fstype, flags, data, step);
 }
 
@@ -326,7 +348,7 @@ static void path_in(struct plan_builder *b, enum op_kind kind, const char *in_ro
                     const char *src, const char *step)
 {
         struct op *op = add(b, kind, step);
-        snprintf(op->dst, P, "%s%s", b->p->root, in_root);
+        root_path(b, op->dst, in_root);
         op->flags = mode;
         op->src = src;
 }
@@ -399,7 +421,7 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
          * tree (a mount under the host's /usr would otherwise keep its own flags). */
         op = add(&b, OP_IDMAPPED_BIND, "bind /usr");
         op->src = "/usr";
-        snprintf(op->dst, P, "%.4000s/usr", p->root);
+        root_path(&b, op->dst, "/usr");
         op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         /* /proc of the new pid namespace, with the host-revealing files masked. */
         mount_in(&b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
@@ -690,12 +712,12 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         /* CLONE_PIDFD: the master reaps the child (CLONE_PARENT), so its pid may be reused by
          * the time a failure here kills it; the pidfd always names this child. */
         int pidfd = -1;
-        int flags =
-            CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | SIGCHLD;
+        int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
+                    CLONE_VM | CLONE_VFORK | SIGCHLD;
         pid_t pid = clone(child_main, (char *)stack + stack_size, flags | (s->own_child ? 0 : CLONE_PARENT),
                           &args, &pidfd);
         int clone_errno = errno;
-        munmap(stack, stack_size); /* the child has its own copy: no CLONE_VM */
+        munmap(stack, stack_size); /* the child has exec'd or exited: CLONE_VFORK */
         if (pid < 0) {
                 snprintf(err, LAUNCH_ERR_MAX, "clone sandbox: %s", strerror(clone_errno));
                 return -clone_errno;
