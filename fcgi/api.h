@@ -41,5 +41,21 @@ int api_respond_sandbox_error(struct http_ctx *ctx, int r, const char *err);
 /* An env object: at most 256 variables with valid names and string values of <= 32 KiB. */
 int api_check_env(json_t *env, char err[256]);
 
+/* Output bytes as a JSON string: what is not UTF-8 becomes U+FFFD. */
+json_t *api_text_json(const char *buf, size_t len);
+/* The optional user ("user" or "root", default "user") and cwd (an absolute path) of a
+ * request that runs something. */
+int api_check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd, char err[256]);
+
+int api_commands_start(struct http_ctx *ctx);
+int api_commands_list(struct http_ctx *ctx);
+int api_commands_logs(struct http_ctx *ctx);
+int api_commands_kill(struct http_ctx *ctx);
+int api_pty_start(struct http_ctx *ctx);
+int api_pty_input(struct http_ctx *ctx);
+int api_pty_output(struct http_ctx *ctx);
+int api_pty_resize(struct http_ctx *ctx);
+int api_pty_kill(struct http_ctx *ctx);
+
 /* Answers a failed store call: 503 when Redis is away, 404 for -ENOENT, else 500. */
 int api_respond_store_error(struct http_ctx *ctx, int r, const char *err);

@@ -19,7 +19,7 @@
 
 /* --- text ---------------------------------------------------------------------------- */
 
-static json_t *text_json(const char *buf, size_t len)
+json_t *api_text_json(const char *buf, size_t len)
 {
         _cleanup_free_ char *out = malloc(len * 3 + 1);
         if (!out)
@@ -52,8 +52,7 @@ struct exec_args {
         long long timeout_ms;
 };
 
-static int check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd,
-                              char err[JSON_ERR_MAX])
+int api_check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd, char err[JSON_ERR_MAX])
 {
         const char *user = json_string_value(json_object_get(body, "user"));
         if (user && strcmp(user, "user") != 0 && strcmp(user, "root") != 0) {
@@ -149,7 +148,7 @@ int api_sandboxes_shell(struct http_ctx *ctx)
         char err[JSON_ERR_MAX];
         struct exec_args a = {0};
         if (json_fields_check(ctx->body, shell_fields, ELEMENTSOF(shell_fields), false, err) < 0 ||
-            check_user_and_cwd(ctx->body, &a.user, &a.cwd, err) < 0 ||
+            api_check_user_and_cwd(ctx->body, &a.user, &a.cwd, err) < 0 ||
             json_int_field(ctx->body, "timeout_ms", 1, HOUR_MS, 60000, &a.timeout_ms, err) < 0 ||
             api_check_env(json_object_get(ctx->body, "env"), err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
@@ -165,9 +164,9 @@ int api_sandboxes_shell(struct http_ctx *ctx)
         if (r <= 0)
                 return r;
         json_t *body =
-            json_pack("{s:o, s:o, s:i, s:b, s:b, s:I}", "stdout", text_json(res.out, res.out_len), "stderr",
-                      text_json(res.err, res.err_len), "exit_code", res.exit_code, "timed_out", res.timed_out,
-                      "truncated", res.truncated, "duration_ms", (json_int_t)res.duration_ms);
+            json_pack("{s:o, s:o, s:i, s:b, s:b, s:I}", "stdout", api_text_json(res.out, res.out_len),
+                      "stderr", api_text_json(res.err, res.err_len), "exit_code", res.exit_code, "timed_out",
+                      res.timed_out, "truncated", res.truncated, "duration_ms", (json_int_t)res.duration_ms);
         agent_result_clear(&res);
         return http_respond_json(ctx, 200, body);
 }
@@ -295,7 +294,7 @@ int api_sandboxes_run(struct http_ctx *ctx)
         int r = run(ctx, &a, &res);
         if (r <= 0)
                 return r;
-        json_t *out = text_json(res.out, res.out_len), *errt = text_json(res.err, res.err_len);
+        json_t *out = api_text_json(res.out, res.out_len), *errt = api_text_json(res.err, res.err_len);
         json_t *error = execution_error(&res, errt);
         json_t *logs = json_pack("{s:[], s:[]}", "stdout", "stderr");
         if (res.out_len)

@@ -26,5 +26,19 @@ const struct route routes[] = {
     /* Bodies past a route's limit are 413 naming it: a 10 MB command is refused here. */
     {"POST", "/v1/sandboxes/:id/shell", api_sandboxes_shell, SCOPE_SANDBOXES, 1024 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/run", api_sandboxes_run, SCOPE_SANDBOXES, 8 * 1024 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/commands", api_commands_start, SCOPE_SANDBOXES, 1024 * KiB, 0, NULL},
+    {"GET", "/v1/sandboxes/:id/commands", api_commands_list, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/commands/:cid/logs", api_commands_logs, SCOPE_SANDBOXES, 4 * KiB,
+     ROUTE_EMPTY_BODY_OK, NULL},
+    {"POST", "/v1/sandboxes/:id/commands/:cid/kill", api_commands_kill, SCOPE_SANDBOXES, 4 * KiB,
+     ROUTE_EMPTY_BODY_OK, NULL},
+    {"POST", "/v1/sandboxes/:id/pty", api_pty_start, SCOPE_SANDBOXES, 1024 * KiB, ROUTE_EMPTY_BODY_OK, NULL},
+    /* base64 of at most 1 MiB of input */
+    {"POST", "/v1/sandboxes/:id/pty/:pty/input", api_pty_input, SCOPE_SANDBOXES, 1400 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/pty/:pty/output", api_pty_output, SCOPE_SANDBOXES, 4 * KiB,
+     ROUTE_EMPTY_BODY_OK, NULL},
+    {"POST", "/v1/sandboxes/:id/pty/:pty/resize", api_pty_resize, SCOPE_SANDBOXES, 4 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/pty/:pty/kill", api_pty_kill, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,
+     NULL},
 };
 const size_t routes_count = sizeof routes / sizeof routes[0];

@@ -147,6 +147,14 @@ static int take_frame(struct agent_result *res, struct frame *f, size_t max_outp
         case FRAME_ERROR:
                 read_error(res, f->payload);
                 return 1;
+        case FRAME_RESULT:
+                json_decref(res->result);
+                res->result = json_loads(f->payload, 0, NULL);
+                if (!json_is_object(res->result)) {
+                        snprintf(err, AGENT_ERR_MAX, "the sandbox's agent sent a malformed answer");
+                        return -EPROTO;
+                }
+                return 1;
         default:
                 snprintf(err, AGENT_ERR_MAX, "the sandbox's agent sent an unexpected frame");
                 return -EPROTO;
@@ -219,6 +227,8 @@ void agent_result_clear(struct agent_result *r)
         free(r->out);
         free(r->err);
         r->out = r->err = NULL;
+        json_decref(r->result);
+        r->result = NULL;
 }
 
 /* Sends one request that runs nothing and waits for its RESULT frame. */

@@ -17,14 +17,16 @@ struct agent_result {
         int signal;    /* 0 unless killed by a signal */
         long long duration_ms;
         char error_code[32]; /* set when the agent refused: bad_cwd, bad_command, … */
+        json_t *result;      /* the answer to a request that runs nothing new (RESULT), owned */
         char error[AGENT_ERR_MAX];
 };
 
-/* Runs request ({"op":"exec", argv, env, cwd, user, timeout_ms, max_output}) in the sandbox
- * whose agent listens on sock_path, feeding stdin_data (if any) to the process. Waits at
- * most deadline_ms in all. Returns 0 with *ret filled (the process may have failed: see
- * exit_code and error_code), -ETIMEDOUT, -ECONNREFUSED (no agent), -EPROTO (the agent
- * misbehaved), or -errno; err says what happened. */
+/* Runs request ({"op":"exec", argv, env, cwd, user, timeout_ms, max_output}, or any other
+ * op: see init.c and init_jobs.h) in the sandbox whose agent listens on sock_path, feeding
+ * stdin_data (if any) to the process. Output frames fill out and err; the session ends with
+ * EXIT, ERROR or RESULT (then in result). Waits at most deadline_ms in all. Returns 0 with *ret filled (the
+ * process may have failed: see exit_code and error_code), -ETIMEDOUT, -ECONNREFUSED (no agent), -EPROTO (the
+ * agent misbehaved), or -errno; err says what happened. */
 int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, size_t stdin_len,
                size_t max_output, int deadline_ms, struct agent_result *ret, char err[AGENT_ERR_MAX]);
 void agent_result_clear(struct agent_result *r);

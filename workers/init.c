@@ -7,18 +7,13 @@
  *     process's output as frames, then its exit;
  *   - the pipes of running processes;
  *   - SIGCHLD through a signalfd: as PID 1 it reaps every orphan in the sandbox.
- * A session's process is started by a shepherd, a child of this process that is the child
- * subreaper of everything the command starts: whatever daemonises, double-forks or calls
- * setsid() is reparented to the shepherd, not here, so a timeout or a kill reaches the
- * whole tree. A command that ends by itself ends its shepherd, and what it left running
- * in the background lives on (as children of PID 1) until the sandbox ends.
+ * Processes are started under shepherds (init_spawn.c), so that a timeout or a kill
+ * reaches a command's whole tree.
  *
  * The host treats everything this program says as untrusted, because user code running
  * as root inside the sandbox can ptrace it. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
@@ -41,6 +36,8 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
+#include "init_jobs.h"
+#include "init_spawn.h"
 #include "protocol.h"
 
 #define LISTEN_FD      3
@@ -48,8 +45,6 @@
 #define ENV_FD         5 /* the sandbox's environment: NAME=value strings, each ending in NUL */
 #define MAX_SESSIONS   256
 #define READ_CHUNK     65536
-#define USER_UID       1000
-#define USER_GID       1000
 #define DRAIN_GRACE_MS 30 /* after exit: output still buffered in the pipes */
 
 enum session_state { SESSION_READING, SESSION_RUNNING, SESSION_DONE };
@@ -69,34 +64,12 @@ struct session {
 };
 
 static struct session sessions[MAX_SESSIONS];
-static char **base_env; /* the sandbox's environment, given at create */
 
 static long long now_ms(void)
 {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void send_json(int fd, uint8_t type, json_t *obj)
-{
-        char *text = json_dumps(obj, JSON_COMPACT);
-        json_decref(obj);
-        if (text) {
-                frame_write(fd, type, text, strlen(text));
-                free(text);
-        }
-}
-
-static void send_error(int fd, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void send_error(int fd, const char *code, const char *fmt, ...)
-{
-        char msg[512];
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(msg, sizeof msg, fmt, ap);
-        va_end(ap);
-        send_json(fd, FRAME_ERROR, json_pack("{s:s, s:s}", "error", msg, "code", code));
 }
 
 static void close_fd(int *fd)
@@ -118,286 +91,39 @@ static void session_end(struct session *s)
         s->state = SESSION_DONE;
 }
 
-/* --- environment ------------------------------------------------------------------- */
-
-/* The command's environment: the sandbox's, then the user's defaults, then the request's. */
-static char **build_env(json_t *req_env, bool root)
-{
-        size_t n = 0, cap = 64;
-        char **env = calloc(cap, sizeof *env);
-        const char *defaults[] = {
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            /* glibc's own name for the locale: "C.UTF-8" makes every program start look
-             * for a directory of that name first, and miss, once per category. */
-            "LANG=C.utf8",
-            "SHELL=/bin/bash",
-            root ? "HOME=/root" : "HOME=/home/user",
-            root ? "USER=root" : "USER=user",
-            root ? "LOGNAME=root" : "LOGNAME=user",
-        };
-        for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
-                env[n++] = strdup(defaults[i]);
-        for (char **e = base_env; e && *e && n + 1 < cap; e++)
-                env[n++] = strdup(*e);
-        const char *k;
-        json_t *v;
-        json_object_foreach(req_env, k, v)
-        {
-                if (!json_is_string(v) || n + 2 >= cap)
-                        continue;
-                char *kv;
-                if (asprintf(&kv, "%s=%s", k, json_string_value(v)) < 0)
-                        continue;
-                /* A later NAME= replaces an earlier one. */
-                size_t klen = strlen(k) + 1;
-                bool replaced = false;
-                for (size_t i = 0; i < n && !replaced; i++)
-                        if (strncmp(env[i], kv, klen) == 0) {
-                                free(env[i]);
-                                env[i] = kv;
-                                replaced = true;
-                        }
-                if (!replaced)
-                        env[n++] = kv;
-        }
-        env[n] = NULL;
-        return env;
-}
-
-/* --- starting a process -------------------------------------------------------------- */
-
-/* What the shepherd and the command say through the spawn pipe before the exec closes it:
- * the command's pid, then, only if it could not start, why. */
-struct spawn_msg {
-        int pid; /* > 0: the command's pid; 0: a failure */
-        int err;
-        char step[28];
-};
-
-/* In the command's process: become the user, wire the pipes, exec. Failures go back
- * through errpipe. */
-static void child_exec(json_t *argv_json, char **env, const char *cwd, bool root, int in, int out, int err,
-                       int errpipe)
-{
-        struct spawn_msg e = {0};
-        size_t argc = json_array_size(argv_json);
-        char **argv = calloc(argc + 1, sizeof *argv);
-        for (size_t i = 0; argv && i < argc; i++)
-                argv[i] = (char *)json_string_value(json_array_get(argv_json, i));
-        sigset_t all;
-        sigemptyset(&all);
-        sigprocmask(SIG_SETMASK, &all, NULL);
-        signal(SIGPIPE, SIG_DFL);
-        signal(SIGUSR1, SIG_DFL);
-        setsid();
-        dup2(in, 0);
-        dup2(out, 1);
-        dup2(err, 2);
-        /* The command gets 0-2 and nothing else; errpipe closes on exec like the rest. */
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
-        if (chdir(cwd) < 0) {
-                e.err = errno;
-                strcpy(e.step, "cwd");
-                goto fail;
-        }
-        gid_t gid = root ? 0 : USER_GID;
-        uid_t uid = root ? 0 : USER_UID;
-        if (setgroups(1, &gid) < 0 || setresgid(gid, gid, gid) < 0 || setresuid(uid, uid, uid) < 0) {
-                e.err = errno;
-                strcpy(e.step, "user");
-                goto fail;
-        }
-        umask(022);
-        execvpe(argv[0], argv, env);
-        e.err = errno;
-        strcpy(e.step, "exec");
-fail:
-        if (write(errpipe, &e, sizeof e) < 0)
-                _exit(127);
-        _exit(127);
-}
-
-/* SIGKILLs every child of this process. Without /proc/<pid>/task/<tid>/children (not every
- * kernel has it) the parent is read from each process's stat, after the last ')'. */
-static void kill_children(pid_t self)
-{
-        DIR *d = opendir("/proc");
-        struct dirent *e;
-        while (d && (e = readdir(d))) {
-                pid_t pid = (pid_t)atoi(e->d_name);
-                if (pid <= 1 || pid == self)
-                        continue;
-                char path[64], buf[512];
-                snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-                int fd = open(path, O_RDONLY | O_CLOEXEC);
-                ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-                if (fd >= 0)
-                        close(fd);
-                if (n <= 0)
-                        continue;
-                buf[n] = 0;
-                char *close_paren = strrchr(buf, ')');
-                int ppid = 0;
-                if (close_paren && sscanf(close_paren + 1, " %*c %d", &ppid) == 1 && ppid == self)
-                        kill(pid, SIGKILL);
-        }
-        if (d)
-                closedir(d);
-}
-
-/* Ends the command's whole tree: kill every child, reap one, and again, until none is left.
- * A killed process's children are reparented here before it can be reaped, so each round
- * reaches one generation further; nothing killed can fork again. */
-static int kill_tree(pid_t cmd, int status)
-{
-        pid_t self = getpid();
-        kill(-cmd, SIGKILL);
-        for (;;) {
-                kill_children(self);
-                int st;
-                pid_t pid = waitpid(-1, &st, 0);
-                if (pid < 0 && errno == EINTR)
-                        continue;
-                if (pid < 0)
-                        return status;
-                if (pid == cmd)
-                        status = st;
-        }
-}
-
-/* Leaves with the command's status: its exit code, or the signal that ended it. */
-static void exit_like(int status)
-{
-        if (WIFSIGNALED(status)) {
-                int sig = WTERMSIG(status);
-                sigset_t one;
-                sigemptyset(&one);
-                sigaddset(&one, sig);
-                signal(sig, SIG_DFL);
-                sigprocmask(SIG_UNBLOCK, &one, NULL);
-                kill(getpid(), sig);
-                _exit(128 + sig);
-        }
-        _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
-}
-
-/* The shepherd (see the top): starts the command, says its pid, then waits for the command
- * to end (it leaves, and the command's background processes stay) or for SIGUSR1 from PID 1
- * (a timeout or a kill: the whole tree goes). Orphans adopted meanwhile are reaped. */
-static void shepherd(json_t *argv, char **env, const char *cwd, bool root, int in, int out, int err,
-                     int errpipe)
-{
-        prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
-        sigset_t wait_for;
-        sigemptyset(&wait_for);
-        sigaddset(&wait_for, SIGCHLD);
-        sigaddset(&wait_for, SIGUSR1);
-        sigprocmask(SIG_BLOCK, &wait_for, NULL);
-        /* vfork: the command shares this process's memory until it execs, so no page table is
-         * copied on the way to every command. child_exec never returns, and what it allocates
-         * is this short-lived process's to leak. */
-        pid_t cmd = vfork();
-        if (cmd == 0)
-                child_exec(argv, env, cwd, root, in, out, err, errpipe);
-        struct spawn_msg m = {.pid = cmd > 0 ? cmd : 0, .err = cmd > 0 ? 0 : errno};
-        strcpy(m.step, "fork");
-        if (write(errpipe, &m, sizeof m) < 0 || cmd < 0)
-                _exit(127);
-        close_range(3, ~0U, 0); /* the pipes are the command's alone now */
-        for (;;) {
-                siginfo_t si;
-                if (sigwaitinfo(&wait_for, &si) < 0)
-                        continue;
-                if (si.si_signo == SIGUSR1)
-                        exit_like(kill_tree(cmd, W_EXITCODE(0, SIGKILL)));
-                int st;
-                pid_t pid;
-                while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-                        if (pid != cmd)
-                                continue;
-                        sigset_t pending;
-                        sigpending(&pending); /* a kill that came with the end still applies */
-                        exit_like(sigismember(&pending, SIGUSR1) ? kill_tree(cmd, st) : st);
-                }
-        }
-}
-
 static int session_start(struct session *s, json_t *req)
 {
-        json_t *argv = json_object_get(req, "argv");
-        if (!json_is_array(argv) || json_array_size(argv) == 0) {
-                send_error(s->conn, "bad_request", "argv must be a non-empty array of strings");
-                return -EINVAL;
-        }
-        for (size_t i = 0; i < json_array_size(argv); i++)
-                if (!json_is_string(json_array_get(argv, i))) {
-                        send_error(s->conn, "bad_request", "argv must hold only strings");
-                        return -EINVAL;
-                }
         const char *user = json_string_value(json_object_get(req, "user"));
-        bool root = user && strcmp(user, "root") == 0;
-        const char *cwd = json_string_value(json_object_get(req, "cwd"));
-        if (!cwd)
-                cwd = root ? "/root" : "/home/user";
+        struct spawn_spec spec = {
+            .argv = json_object_get(req, "argv"),
+            .env = json_object_get(req, "env"),
+            .cwd = json_string_value(json_object_get(req, "cwd")),
+            .root = user && strcmp(user, "root") == 0,
+        };
         s->max_output = json_integer_value(json_object_get(req, "max_output"));
         if (s->max_output <= 0)
                 s->max_output = 1 << 20;
         long long timeout = json_integer_value(json_object_get(req, "timeout_ms"));
         s->stdin_wanted = json_is_true(json_object_get(req, "stdin"));
-
-        int in[2], out[2], err[2], ep[2];
-        if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0 ||
-            pipe2(ep, O_CLOEXEC) < 0) {
-                send_error(s->conn, "internal", "pipe: %s", strerror(errno));
-                return -errno;
+        struct spawned sp;
+        const char *code;
+        char msg[256];
+        int r = spawn_start(&spec, &sp, &code, msg);
+        if (r < 0) {
+                frame_send_error(s->conn, code, "%s", msg);
+                return r;
         }
-        char **env = build_env(json_object_get(req, "env"), root);
-        pid_t pid = fork();
-        if (pid == 0) {
-                close(LISTEN_FD);
-                shepherd(argv, env, cwd, root, in[0], out[1], err[1], ep[1]);
-        }
-        for (char **e = env; *e; e++)
-                free(*e);
-        free(env);
-        close(in[0]);
-        close(out[1]);
-        close(err[1]);
-        close(ep[1]);
-        /* The pipe closes when the command execs (and the shepherd has closed its end):
-         * first the pid, then a failure if there is one. */
-        struct spawn_msg started = {0}, se = {0};
-        ssize_t got = pid > 0 ? read(ep[0], &started, sizeof started) : -1;
-        if (got == (ssize_t)sizeof started && started.pid > 0)
-                got = read(ep[0], &se, sizeof se);
-        else if (got == (ssize_t)sizeof started)
-                se = started;
-        close(ep[0]);
-        if (pid < 0 || got == (ssize_t)sizeof se) {
-                const char *code = got == (ssize_t)sizeof se && strcmp(se.step, "cwd") == 0    ? "bad_cwd"
-                                   : got == (ssize_t)sizeof se && strcmp(se.step, "exec") == 0 ? "bad_command"
-                                                                                               : "internal";
-                send_error(s->conn, code, "%s: %s", pid < 0 ? "fork" : se.step,
-                           strerror(pid < 0 ? errno : se.err));
-                close(in[1]);
-                close(out[0]);
-                close(err[0]);
-                return -EINVAL; /* the child, if any, has exited and is reaped as an orphan */
-        }
-        s->pid = pid;
-        s->cmd_pid = started.pid;
-        s->in_fd = in[1];
-        s->out_fd = out[0];
-        s->err_fd = err[0];
-        fcntl(s->out_fd, F_SETFL, O_NONBLOCK);
-        fcntl(s->err_fd, F_SETFL, O_NONBLOCK);
-        fcntl(s->in_fd, F_SETFL, O_NONBLOCK);
+        s->pid = sp.shepherd;
+        s->cmd_pid = sp.pid;
+        s->in_fd = sp.in_fd;
+        s->out_fd = sp.out_fd;
+        s->err_fd = sp.err_fd;
         if (!s->stdin_wanted)
                 close_fd(&s->in_fd);
         s->started_ms = now_ms();
         s->deadline_ms = timeout > 0 ? s->started_ms + timeout : 0;
         s->state = SESSION_RUNNING;
-        send_json(s->conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)s->cmd_pid));
+        frame_send_json(s->conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)s->cmd_pid));
         return 0;
 }
 
@@ -405,7 +131,7 @@ static int session_start(struct session *s, json_t *req)
 
 static void answer_ping(struct session *s)
 {
-        send_json(s->conn, FRAME_RESULT, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
+        frame_send_json(s->conn, FRAME_RESULT, json_pack("{s:b, s:i}", "ok", 1, "pid", (int)getpid()));
         session_end(s);
 }
 
@@ -424,10 +150,10 @@ static void configure(struct session *s, json_t *req)
                         i++;
         }
         if (!fresh) {
-                send_error(s->conn, "internal", "out of memory");
+                frame_send_error(s->conn, "internal", "out of memory");
         } else {
-                base_env = fresh;
-                send_json(s->conn, FRAME_RESULT, json_pack("{s:b}", "ok", 1));
+                spawn_set_base_env(fresh);
+                frame_send_json(s->conn, FRAME_RESULT, json_pack("{s:b}", "ok", 1));
         }
         session_end(s);
 }
@@ -438,17 +164,19 @@ static void handle_request(struct session *s, struct frame *f)
         json_t *req = json_loads(f->payload, 0, &jerr);
         const char *op = json_string_value(json_object_get(req, "op"));
         if (!op) {
-                send_error(s->conn, "bad_request", "request must be a JSON object with an op");
+                frame_send_error(s->conn, "bad_request", "request must be a JSON object with an op");
                 session_end(s);
         } else if (strcmp(op, "ping") == 0) {
                 answer_ping(s);
+        } else if (jobs_handle(s->conn, op, req)) {
+                session_end(s);
         } else if (strcmp(op, "configure") == 0) {
                 configure(s, req);
         } else if (strcmp(op, "exec") == 0) {
                 if (session_start(s, req) < 0)
                         session_end(s);
         } else {
-                send_error(s->conn, "bad_request", "unknown op '%.40s'", op);
+                frame_send_error(s->conn, "bad_request", "unknown op '%.40s'", op);
                 session_end(s);
         }
         json_decref(req);
@@ -489,7 +217,7 @@ static void pump(struct session *s, int *fd, uint8_t type, long long *count)
  * kill, and what escaped the command's session would outlive it. */
 static void kill_command(struct session *s)
 {
-        kill(s->pid, SIGUSR1);
+        spawn_kill(s->pid);
         s->kill_sent = true;
 }
 
@@ -504,7 +232,7 @@ static void session_finish(struct session *s)
                 json_object_set_new(exit, "signal", json_integer(WTERMSIG(s->status)));
         }
         if (s->conn >= 0)
-                send_json(s->conn, FRAME_EXIT, exit);
+                frame_send_json(s->conn, FRAME_EXIT, exit);
         else
                 json_decref(exit);
         session_end(s);
@@ -515,6 +243,8 @@ static void reap(void)
         int status;
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+                if (jobs_reaped(pid, status))
+                        continue;
                 for (int i = 0; i < MAX_SESSIONS; i++) {
                         struct session *s = &sessions[i];
                         if (s->state == SESSION_RUNNING && s->pid == pid) {
@@ -599,7 +329,7 @@ static void accept_one(void)
                             .conn = fd, .state = SESSION_READING, .out_fd = -1, .err_fd = -1, .in_fd = -1};
                         return;
                 }
-        send_error(fd, "busy", "too many sessions in this sandbox at once");
+        frame_send_error(fd, "busy", "too many sessions in this sandbox at once");
         close(fd);
 }
 
@@ -608,6 +338,7 @@ static void accept_one(void)
 static void check_sessions(void)
 {
         long long now = now_ms();
+        jobs_check(now);
         for (int i = 0; i < MAX_SESSIONS; i++) {
                 struct session *s = &sessions[i];
                 if (s->state != SESSION_RUNNING)
@@ -641,6 +372,9 @@ static int next_wakeup_ms(void)
                 if (at && (next < 0 || at < next))
                         next = at;
         }
+        long long job_at = jobs_next_deadline();
+        if (job_at && (next < 0 || job_at < next))
+                next = job_at;
         if (next < 0)
                 return -1;
         return next <= now ? 0 : (int)(next - now);
@@ -742,7 +476,7 @@ static int setup(int argc, char **argv)
                     .conn = -1, .state = SESSION_DONE, .out_fd = -1, .err_fd = -1, .in_fd = -1};
         /* Only 0-2, the agent socket, the filter and the environment are expected. */
         close_range(6, ~0U, 0);
-        base_env = read_env();
+        spawn_set_base_env(read_env());
         signal(SIGPIPE, SIG_IGN);
         if (drop_capabilities() < 0) {
                 fprintf(stderr, "warren-init: drop capabilities: %s\n", strerror(errno));
@@ -765,7 +499,7 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &set, NULL);
         sigprocmask(SIG_BLOCK, &usr1, NULL);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-        struct pollfd pfd[2 + 4 * MAX_SESSIONS];
+        struct pollfd pfd[2 + 4 * MAX_SESSIONS + 2 * JOBS_MAX];
         for (;;) {
                 int n = 0;
                 pfd[n++] = (struct pollfd){.fd = LISTEN_FD, .events = POLLIN};
@@ -780,6 +514,7 @@ int main(int argc, char **argv)
                         if (s->in_off < s->in_len)
                                 pfd[n++] = (struct pollfd){.fd = s->in_fd, .events = POLLOUT};
                 }
+                n += jobs_poll_fds(pfd + n, (int)(sizeof pfd / sizeof *pfd) - n);
                 poll(pfd, (nfds_t)n, next_wakeup_ms());
                 if (pfd[0].revents)
                         accept_one();
@@ -789,6 +524,7 @@ int main(int argc, char **argv)
                                 ;
                 }
                 reap();
+                jobs_service();
                 for (int i = 0; i < MAX_SESSIONS; i++) {
                         struct session *s = &sessions[i];
                         if (s->state == SESSION_DONE)

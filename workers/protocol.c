@@ -4,6 +4,8 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -109,4 +111,25 @@ void frame_clear(struct frame *f)
         free(f->payload);
         f->payload = NULL;
         f->len = 0;
+}
+
+int frame_send_json(int fd, uint8_t type, json_t *obj)
+{
+        char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+        json_decref(obj);
+        if (!text)
+                return -ENOMEM;
+        int r = frame_write(fd, type, text, strlen(text));
+        free(text);
+        return r;
+}
+
+int frame_send_error(int fd, const char *code, const char *fmt, ...)
+{
+        char msg[512];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        return frame_send_json(fd, FRAME_ERROR, json_pack("{s:s, s:s}", "error", msg, "code", code));
 }

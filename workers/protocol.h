@@ -10,6 +10,8 @@
  * read has a deadline. */
 #pragma once
 
+#include <jansson.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,6 +37,11 @@ struct frame {
 
 /* Writes one frame, all of it (retrying short writes and EINTR). Returns 0 or -errno. */
 int frame_write(int fd, uint8_t type, const void *payload, size_t len);
+
+/* Writes obj as a JSON frame of the given type, and releases it. */
+int frame_send_json(int fd, uint8_t type, json_t *obj);
+/* Writes an ERROR frame: {"error": <message>, "code": code}. */
+int frame_send_error(int fd, const char *code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Reads one frame, waiting at most timeout_ms (-1: forever) for each part. Returns 1 with
  * *ret filled, 0 at a clean end of stream, -ETIMEDOUT, -EPROTO (bad or oversized frame,
