@@ -56,6 +56,7 @@ static const struct config_key config_keys[] = {
     {"sandbox_default_timeout_ms", LLONG(sandbox_default_timeout_ms, 1000, 86400000)},
     {"sandbox_max_pids", INT(sandbox_max_pids, 16, 1000000)},
     {"warm_pool_size", INT(warm_pool_size, 0, 256)},
+    {"stream_keepalive_ms", INT(stream_keepalive_ms, 100, 600000)},
 };
 
 void config_defaults(struct warren_config *cfg)
@@ -77,6 +78,7 @@ void config_defaults(struct warren_config *cfg)
         cfg->sandbox_uid_base = 1000000000LL;
         cfg->max_sandboxes_per_node = 500;
         cfg->warm_pool_size = 2;
+        cfg->stream_keepalive_ms = 15000;
         cfg->sandbox_default_memory_mb = 512;
         cfg->sandbox_max_memory_mb = 8192;
         cfg->sandbox_default_disk_mb = 1024;

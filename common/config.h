@@ -33,7 +33,8 @@ struct warren_config {
         int sandbox_default_cpu_millis;
         long long sandbox_default_timeout_ms;
         int sandbox_max_pids;
-        int warm_pool_size; /* ready sandboxes kept for creates that match the defaults */
+        int warm_pool_size;      /* ready sandboxes kept for creates that match the defaults */
+        int stream_keepalive_ms; /* silence after which a stream sends a comment line */
 };
 
 /* Fills cfg with defaults, then the file at path (if path is non-NULL and exists), then the

@@ -35,6 +35,7 @@ int api_sandboxes_resume(struct http_ctx *ctx);
 int api_sandboxes_metrics(struct http_ctx *ctx);
 int api_sandboxes_shell(struct http_ctx *ctx);
 int api_sandboxes_run(struct http_ctx *ctx);
+int api_sandboxes_run_stream(struct http_ctx *ctx);
 /* Answers an error from workers/sandbox.c: 404, 400, 429 (quota), 409 (paused), 503 (node
  * full or Redis away, with Retry-After), else 500 with the reason. */
 int api_respond_sandbox_error(struct http_ctx *ctx, int r, const char *err);

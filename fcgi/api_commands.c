@@ -57,7 +57,7 @@ static int call_agent(struct http_ctx *ctx, json_t *req, struct agent_result *re
         char err[SANDBOX_ERR_MAX];
         const char *id = route_param(&ctx->params, "id");
         int r = sandbox_exec(&sc, ctx->principal.key_id, id, req, NULL, 0, 2 * MAX_LOG_BYTES, AGENT_WAIT_MS,
-                             res, err);
+                             NULL, res, err);
         json_decref(req);
         if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
                 return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s", id, err);

@@ -10,12 +10,14 @@
 #include "config.h"
 #include "cleanup.h"
 #include "json_fields.h"
+#include "protocol.h"
 #include "sandbox.h"
 
-#define MAX_CMD_BYTES    (128 * 1024 - 1) /* one argv string: the kernel's MAX_ARG_STRLEN */
-#define MAX_CODE_BYTES   (4 << 20)
-#define MAX_OUTPUT_BYTES (1 << 20)
-#define HOUR_MS          (3600LL * 1000)
+#define MAX_CMD_BYTES       (128 * 1024 - 1) /* one argv string: the kernel's MAX_ARG_STRLEN */
+#define MAX_CODE_BYTES      (4 << 20)
+#define MAX_OUTPUT_BYTES    (1 << 20)
+#define STREAM_OUTPUT_BYTES (64 << 20) /* per stream of a streamed run: passed on, not kept */
+#define HOUR_MS             (3600LL * 1000)
 
 /* --- text ---------------------------------------------------------------------------- */
 
@@ -50,6 +52,9 @@ struct exec_args {
         const char *stdin_data;
         size_t stdin_len;
         long long timeout_ms;
+        const struct agent_stream *stream; /* NULL: one answer at the end */
+        long long max_output;              /* per stream, in the sandbox; 0: MAX_OUTPUT_BYTES */
+        bool kill_on_disconnect;
 };
 
 int api_check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd, char err[JSON_ERR_MAX])
@@ -97,9 +102,10 @@ static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *r
                 return http_respond_error(ctx, 503,
                                           "too many commands are running on this node; try again shortly");
         }
-        json_t *req = json_pack("{s:s, s:o, s:s, s:I, s:I, s:b}", "op", "exec", "argv", a->argv, "user",
+        json_t *req = json_pack("{s:s, s:o, s:s, s:I, s:I, s:b, s:b}", "op", "exec", "argv", a->argv, "user",
                                 a->user, "timeout_ms", (json_int_t)a->timeout_ms, "max_output",
-                                (json_int_t)MAX_OUTPUT_BYTES, "stdin", a->stdin_data != NULL);
+                                (json_int_t)(a->max_output ? a->max_output : MAX_OUTPUT_BYTES), "stdin",
+                                a->stdin_data != NULL, "kill_on_disconnect", a->kill_on_disconnect);
         if (!req) {
                 command_slot_give();
                 return -ENOMEM;
@@ -111,10 +117,16 @@ static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *r
         struct sandbox_ctx sc = {.cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis};
         char err[SANDBOX_ERR_MAX];
         /* The agent enforces the timeout; the host waits a little longer, then gives up on it. */
-        int r = sandbox_exec(&sc, ctx->principal.key_id, route_param(&ctx->params, "id"), req, a->stdin_data,
-                             a->stdin_len, MAX_OUTPUT_BYTES, (int)(a->timeout_ms + 5000), ret, err);
+        int r =
+            sandbox_exec(&sc, ctx->principal.key_id, route_param(&ctx->params, "id"), req, a->stdin_data,
+                         a->stdin_len, MAX_OUTPUT_BYTES, (int)(a->timeout_ms + 5000), a->stream, ret, err);
         json_decref(req);
         command_slot_give();
+        if (ctx->responded) { /* a stream already began: its handler ends it */
+                if (r < 0)
+                        snprintf(ctx->error, sizeof ctx->error, "%s", err);
+                return r < 0 ? r : 1;
+        }
         if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
                 return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s",
                                           route_param(&ctx->params, "id"), err);
@@ -258,18 +270,24 @@ static json_t *execution_error(const struct agent_result *res, json_t *stderr_te
 }
 
 static const struct json_field run_fields[] = {
-    {"code", FIELD_STRING, true},         {"language", FIELD_STRING, false},   {"env", FIELD_OBJECT, false},
-    {"timeout_ms", FIELD_INTEGER, false}, {"context_id", FIELD_STRING, false},
+    {"code", FIELD_STRING, true},        {"language", FIELD_STRING, false},
+    {"env", FIELD_OBJECT, false},        {"timeout_ms", FIELD_INTEGER, false},
+    {"context_id", FIELD_STRING, false}, {"kill_on_disconnect", FIELD_BOOLEAN, false},
 };
 
-int api_sandboxes_run(struct http_ctx *ctx)
+/* Checks a run request and fills a; answers the error itself (returns 0 with
+ * ctx->responded) or returns 1. */
+static int run_args(struct http_ctx *ctx, bool streamed, struct exec_args *a,
+                    const struct language **ret_lang)
 {
         char err[JSON_ERR_MAX];
-        struct exec_args a = {.user = "user"};
+        *a = (struct exec_args){.user = "user"};
         if (json_fields_check(ctx->body, run_fields, ELEMENTSOF(run_fields), false, err) < 0 ||
-            json_int_field(ctx->body, "timeout_ms", 1, HOUR_MS, 60000, &a.timeout_ms, err) < 0 ||
+            json_int_field(ctx->body, "timeout_ms", 1, HOUR_MS, 60000, &a->timeout_ms, err) < 0 ||
             api_check_env(json_object_get(ctx->body, "env"), err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
+        if (!streamed && json_object_get(ctx->body, "kill_on_disconnect"))
+                return http_respond_error(ctx, 400, "field 'kill_on_disconnect': only for run/stream");
         if (json_object_get(ctx->body, "context_id"))
                 return http_respond_error(ctx, 400,
                                           "field 'context_id': stateful contexts are not available yet");
@@ -284,14 +302,26 @@ int api_sandboxes_run(struct http_ctx *ctx)
         json_t *code = json_object_get(ctx->body, "code");
         if (json_string_length(code) > MAX_CODE_BYTES)
                 return http_respond_error(ctx, 413, "field 'code': larger than %d bytes", MAX_CODE_BYTES);
-        a.argv = json_array();
+        a->argv = json_array();
         for (int i = 0; lang->argv[i]; i++)
-                json_array_append_new(a.argv, json_string(lang->argv[i]));
-        a.env = json_object_get(ctx->body, "env");
-        a.stdin_data = json_string_value(code);
-        a.stdin_len = json_string_length(code);
+                json_array_append_new(a->argv, json_string(lang->argv[i]));
+        a->env = json_object_get(ctx->body, "env");
+        a->stdin_data = json_string_value(code);
+        a->stdin_len = json_string_length(code);
+        a->kill_on_disconnect = json_is_true(json_object_get(ctx->body, "kill_on_disconnect"));
+        *ret_lang = lang;
+        return 1;
+}
+
+int api_sandboxes_run(struct http_ctx *ctx)
+{
+        struct exec_args a;
+        const struct language *lang;
+        int r = run_args(ctx, false, &a, &lang);
+        if (r <= 0)
+                return r;
         struct agent_result res;
-        int r = run(ctx, &a, &res);
+        r = run(ctx, &a, &res);
         if (r <= 0)
                 return r;
         json_t *out = api_text_json(res.out, res.out_len), *errt = api_text_json(res.err, res.err_len);
@@ -309,4 +339,128 @@ int api_sandboxes_run(struct http_ctx *ctx)
         json_decref(errt);
         agent_result_clear(&res);
         return http_respond_json(ctx, 200, body);
+}
+
+/* --- run/stream -------------------------------------------------------------------------- */
+
+/* A stream to the client: one server-sent event per piece of output, as it comes. A
+ * character cut between two pieces is held back until the rest of it arrives. */
+struct sse {
+        struct http_ctx *ctx;
+        bool started;    /* the 200 and its headers went out */
+        char hold[2][4]; /* stdout, stderr: the start of a character not yet complete */
+        size_t held[2];
+};
+
+static int sse_event(struct http_ctx *ctx, const char *event, json_t *data)
+{
+        _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
+        json_decref(data);
+        if (!text)
+                return -ENOMEM;
+        size_t n = strlen(text) + strlen(event) + 32;
+        _cleanup_free_ char *buf = malloc(n);
+        if (!buf)
+                return -ENOMEM;
+        int len = snprintf(buf, n, "event: %s\ndata: %s\n\n", event, text);
+        return http_stream_write(ctx, buf, (size_t)len);
+}
+
+static int sse_output(struct sse *s, int which, const char *data, size_t len)
+{
+        _cleanup_free_ char *buf = malloc(s->held[which] + len);
+        if (!buf)
+                return -ENOMEM;
+        memcpy(buf, s->hold[which], s->held[which]);
+        memcpy(buf + s->held[which], data, len);
+        size_t total = s->held[which] + len, keep = 0;
+        /* Hold back an incomplete last character (at most 3 bytes). */
+        for (size_t back = 1; back <= 3 && back <= total; back++) {
+                unsigned char c = (unsigned char)buf[total - back];
+                if ((c & 0xc0) == 0x80)
+                        continue;
+                size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+                keep = need > back ? back : 0;
+                break;
+        }
+        memcpy(s->hold[which], buf + total - keep, keep);
+        s->held[which] = keep;
+        if (total == keep)
+                return 0;
+        return sse_event(s->ctx, which ? "stderr" : "stdout",
+                         json_pack("{s:o}", "text", api_text_json(buf, total - keep)));
+}
+
+static int sse_on_frame(void *arg, int type, const char *data, size_t len)
+{
+        struct sse *s = arg;
+        if (type == FRAME_STARTED) {
+                s->started = true;
+                if (http_stream_begin(s->ctx, "text/event-stream") < 0)
+                        return -EPIPE;
+                json_t *started = json_loads(data, 0, NULL);
+                json_t *pid = json_object_get(started, "pid");
+                int r = sse_event(s->ctx, "start", json_pack("{s:O}", "pid", pid ? pid : json_null()));
+                json_decref(started);
+                return r;
+        }
+        return sse_output(s, type == FRAME_STDERR, data, len);
+}
+
+static int sse_on_idle(void *arg)
+{
+        struct sse *s = arg;
+        /* A comment line: proxies see traffic, clients ignore it. */
+        return s->started ? http_stream_write(s->ctx, ": keep-alive\n\n", 14) : 0;
+}
+
+static bool accepts_event_stream(const char *accept)
+{
+        return !accept || !*accept || strstr(accept, "text/event-stream") || strstr(accept, "*/*") ||
+               strstr(accept, "text/*");
+}
+
+int api_sandboxes_run_stream(struct http_ctx *ctx)
+{
+        if (!accepts_event_stream(ctx->req.accept))
+                return http_respond_error(ctx, 406,
+                                          "this route answers text/event-stream, which Accept excludes");
+        struct exec_args a;
+        const struct language *lang;
+        int r = run_args(ctx, true, &a, &lang);
+        if (r <= 0)
+                return r;
+        struct sse s = {.ctx = ctx};
+        struct agent_stream stream = {.on_frame = sse_on_frame,
+                                      .on_idle = sse_on_idle,
+                                      .idle_ms = ctx->cfg->stream_keepalive_ms,
+                                      .arg = &s};
+        a.stream = &stream;
+        a.max_output = STREAM_OUTPUT_BYTES;
+        struct agent_result res;
+        r = run(ctx, &a, &res);
+        if (!s.started)
+                return r; /* failed before it started: answered as JSON */
+        if (r < 0) {
+                /* The client is gone, or the sandbox stopped answering: say so if anyone listens. */
+                sse_event(ctx, "error",
+                          json_pack("{s:s, s:s, s:s}", "name", "StreamError", "value", ctx->error,
+                                    "traceback", ""));
+                return 0;
+        }
+        for (int which = 0; which < 2; which++) /* bytes held for a character that never came */
+                if (s.held[which])
+                        sse_event(ctx, which ? "stderr" : "stdout",
+                                  json_pack("{s:o}", "text", api_text_json(s.hold[which], s.held[which])));
+        json_t *errt = api_text_json(res.err, res.err_len);
+        json_t *error = execution_error(&res, errt);
+        json_decref(errt);
+        if (!json_is_null(error))
+                sse_event(ctx, "error", json_incref(error));
+        sse_event(ctx, "end",
+                  json_pack("{s:s, s:o, s:i, s:b, s:b, s:I}", "language", lang->name, "error", error,
+                            "exit_code", res.exit_code, "timed_out", res.timed_out, "truncated",
+                            res.truncated, "duration_ms", (json_int_t)res.duration_ms));
+        agent_result_clear(&res);
+        return 0;
 }

@@ -13,6 +13,8 @@ const char *error_code_for_status(int status)
                 return "not_found";
         case 405:
                 return "method_not_allowed";
+        case 406:
+                return "not_acceptable";
         case 409:
                 return "conflict";
         case 411:
@@ -51,6 +53,8 @@ const char *http_reason(int status)
                 return "Not Found";
         case 405:
                 return "Method Not Allowed";
+        case 406:
+                return "Not Acceptable";
         case 409:
                 return "Conflict";
         case 411:

@@ -182,6 +182,25 @@ int http_respond_json(struct http_ctx *ctx, int status, json_t *body)
         return r;
 }
 
+int http_stream_begin(struct http_ctx *ctx, const char *content_type)
+{
+        char head[EXTRA_HEADERS_MAX + 256];
+        int n = snprintf(head, sizeof head,
+                         "Status: 200 OK\r\nContent-Type: %s\r\nCache-Control: no-cache\r\n"
+                         "X-Accel-Buffering: no\r\nX-Request-Id: %s\r\n%s\r\n",
+                         content_type, ctx->req.request_id, ctx->extra_headers);
+        ctx->status = 200;
+        ctx->responded = true;
+        int r = ctx->io.write(ctx->io.impl, head, (size_t)n);
+        return r == 0 && ctx->io.flush ? ctx->io.flush(ctx->io.impl) : r;
+}
+
+int http_stream_write(struct http_ctx *ctx, const char *buf, size_t n)
+{
+        int r = ctx->io.write(ctx->io.impl, buf, n);
+        return r == 0 && ctx->io.flush ? ctx->io.flush(ctx->io.impl) : r;
+}
+
 int http_respond_error(struct http_ctx *ctx, int status, const char *fmt, ...)
 {
         va_list ap;

@@ -71,6 +71,12 @@ int http_read_body(struct http_ctx *ctx, size_t limit, char **ret_buf, size_t *r
 /* Adds one "Name: value" header to the next answer. */
 void http_add_header(struct http_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Starts an answer whose body follows in pieces (server-sent events): 200 with the content
+ * type, no caching, and no buffering by nginx. */
+int http_stream_begin(struct http_ctx *ctx, const char *content_type);
+/* Sends a piece of a streamed body at once; < 0 when the client has gone. */
+int http_stream_write(struct http_ctx *ctx, const char *buf, size_t n);
+
 /* Answers with a JSON body (the reference is stolen). */
 int http_respond_json(struct http_ctx *ctx, int status, json_t *body);
 /* Answers with the route family's error shape; the message should say what was wrong. */

@@ -26,6 +26,8 @@ const struct route routes[] = {
     /* Bodies past a route's limit are 413 naming it: a 10 MB command is refused here. */
     {"POST", "/v1/sandboxes/:id/shell", api_sandboxes_shell, SCOPE_SANDBOXES, 1024 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/run", api_sandboxes_run, SCOPE_SANDBOXES, 8 * 1024 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/run/stream", api_sandboxes_run_stream, SCOPE_SANDBOXES, 8 * 1024 * KiB, 0,
+     NULL},
     {"POST", "/v1/sandboxes/:id/commands", api_commands_start, SCOPE_SANDBOXES, 1024 * KiB, 0, NULL},
     {"GET", "/v1/sandboxes/:id/commands", api_commands_list, SCOPE_SANDBOXES, 0, 0, NULL},
     {"POST", "/v1/sandboxes/:id/commands/:cid/logs", api_commands_logs, SCOPE_SANDBOXES, 4 * KiB,

@@ -162,7 +162,8 @@ static int take_frame(struct agent_result *res, struct frame *f, size_t max_outp
 }
 
 int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, size_t stdin_len,
-               size_t max_output, int deadline_ms, struct agent_result *ret, char err[AGENT_ERR_MAX])
+               size_t max_output, int deadline_ms, const struct agent_stream *stream,
+               struct agent_result *ret, char err[AGENT_ERR_MAX])
 {
         struct agent_result res = {.exit_code = -1};
         struct outbuf out = {0};
@@ -185,8 +186,16 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
                         break;
                 }
                 struct pollfd p = {.fd = fd, .events = POLLIN | (out.off < out.len ? POLLOUT : 0)};
-                if (poll(&p, 1, (int)(left > 60000 ? 60000 : left)) < 0 && errno != EINTR) {
+                long long wait = left > 60000 ? 60000 : left;
+                if (stream && stream->idle_ms > 0 && wait > stream->idle_ms)
+                        wait = stream->idle_ms;
+                int ready = poll(&p, 1, (int)wait);
+                if (ready < 0 && errno != EINTR) {
                         r = -errno;
+                        break;
+                }
+                if (ready == 0 && stream && stream->on_idle && stream->on_idle(stream->arg) < 0) {
+                        r = -ECONNABORTED;
                         break;
                 }
                 if ((p.revents & POLLOUT) && (r = outbuf_flush(&out, fd)) < 0)
@@ -200,6 +209,10 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
                         break;
                 }
                 r = take_frame(&res, &f, max_output, err);
+                if (r >= 0 && stream && stream->on_frame &&
+                    (f.type == FRAME_STARTED || f.type == FRAME_STDOUT || f.type == FRAME_STDERR) &&
+                    stream->on_frame(stream->arg, f.type, f.payload, f.len) < 0)
+                        r = -ECONNABORTED;
                 frame_clear(&f);
                 if (r < 0)
                         break;
@@ -212,6 +225,8 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
                         snprintf(err, AGENT_ERR_MAX, "the sandbox did not finish within %d ms", deadline_ms);
                 else if (r == -EPROTO || r == -EPIPE)
                         snprintf(err, AGENT_ERR_MAX, "the sandbox's agent broke off the session");
+                else if (r == -ECONNABORTED)
+                        snprintf(err, AGENT_ERR_MAX, "the client went away");
                 return r == -EPIPE ? -EPROTO : r;
         }
         if (!res.out)

@@ -21,6 +21,17 @@ struct agent_result {
         char error[AGENT_ERR_MAX];
 };
 
+/* For a caller that passes output on as it comes (a stream to a client): on_frame sees every
+ * STARTED, STDOUT and STDERR frame as it arrives (they are also kept in the result, up to
+ * max_output), on_idle is called after idle_ms without one. Either returning < 0 (the client
+ * went away) ends the call with -ECONNABORTED and closes the session. */
+struct agent_stream {
+        int (*on_frame)(void *arg, int type, const char *data, size_t len);
+        int (*on_idle)(void *arg);
+        int idle_ms;
+        void *arg;
+};
+
 /* Runs request ({"op":"exec", argv, env, cwd, user, timeout_ms, max_output}, or any other
  * op: see init.c and init_jobs.h) in the sandbox whose agent listens on sock_path, feeding
  * stdin_data (if any) to the process. Output frames fill out and err; the session ends with
@@ -28,7 +39,8 @@ struct agent_result {
  * process may have failed: see exit_code and error_code), -ETIMEDOUT, -ECONNREFUSED (no agent), -EPROTO (the
  * agent misbehaved), or -errno; err says what happened. */
 int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, size_t stdin_len,
-               size_t max_output, int deadline_ms, struct agent_result *ret, char err[AGENT_ERR_MAX]);
+               size_t max_output, int deadline_ms, const struct agent_stream *stream,
+               struct agent_result *ret, char err[AGENT_ERR_MAX]);
 void agent_result_clear(struct agent_result *r);
 
 /* Asks the agent whether it is alive. */

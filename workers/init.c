@@ -57,7 +57,8 @@ struct session {
         int out_fd, err_fd, in_fd;
         long long max_output, out_bytes, err_bytes;
         bool truncated, timed_out, exited, stdin_wanted, stdin_eof, kill_sent;
-        char *in_buf; /* input taken from the host, not yet written to the process */
+        bool kill_on_disconnect; /* the host going away ends the process too */
+        char *in_buf;            /* input taken from the host, not yet written to the process */
         size_t in_len, in_off;
         int status;
         long long started_ms, deadline_ms, exited_ms;
@@ -105,6 +106,7 @@ static int session_start(struct session *s, json_t *req)
                 s->max_output = 1 << 20;
         long long timeout = json_integer_value(json_object_get(req, "timeout_ms"));
         s->stdin_wanted = json_is_true(json_object_get(req, "stdin"));
+        s->kill_on_disconnect = json_is_true(json_object_get(req, "kill_on_disconnect"));
         struct spawned sp;
         const char *code;
         char msg[256];
@@ -303,8 +305,10 @@ static void read_host(struct session *s)
         if (r <= 0) {
                 if (s->state == SESSION_READING)
                         session_end(s);
-                else
-                        close_fd(&s->conn); /* the process keeps running; its output is dropped */
+                else if (s->kill_on_disconnect && !s->exited && !s->kill_sent)
+                        kill_command(s);
+                if (s->state == SESSION_RUNNING)
+                        close_fd(&s->conn); /* the process runs on (unless killed); its output is dropped */
                 return;
         }
         if (s->state == SESSION_READING && f.type == FRAME_REQUEST) {

@@ -774,7 +774,7 @@ int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, 
 
 int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *request,
                  const char *stdin_data, size_t stdin_len, size_t max_output, int deadline_ms,
-                 struct agent_result *ret, char err[SANDBOX_ERR_MAX])
+                 const struct agent_stream *stream, struct agent_result *ret, char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
         int r = record_load_active(sc, key_id, id, &rec, err);
@@ -790,7 +790,7 @@ int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, jso
         }
         char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
         agent_path(sc, id, sock, sizeof sock);
-        r = agent_exec(sock, request, stdin_data, stdin_len, max_output, deadline_ms, ret, aerr);
+        r = agent_exec(sock, request, stdin_data, stdin_len, max_output, deadline_ms, stream, ret, aerr);
         if (r < 0)
                 snprintf(err, SANDBOX_ERR_MAX, "%s", aerr);
         return r;

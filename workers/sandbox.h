@@ -70,7 +70,7 @@ int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, 
  * created with auto_resume. */
 int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *request,
                  const char *stdin_data, size_t stdin_len, size_t max_output, int deadline_ms,
-                 struct agent_result *ret, char err[SANDBOX_ERR_MAX]);
+                 const struct agent_stream *stream, struct agent_result *ret, char err[SANDBOX_ERR_MAX]);
 
 /* The node's sweep: destroys this node's sandboxes whose lifetime has passed and those whose
  * runtime has died. Returns how many it destroyed. */
