@@ -192,3 +192,15 @@ void utf8_sanitize(char *s)
                 left -= n;
         }
 }
+
+size_t utf8_incomplete_tail(const char *buf, size_t len)
+{
+        for (size_t back = 1; back <= 3 && back <= len; back++) {
+                unsigned char c = (unsigned char)buf[len - back];
+                if ((c & 0xc0) == 0x80)
+                        continue; /* a continuation byte: the lead is further back */
+                size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+                return need > back ? back : 0;
+        }
+        return 0;
+}

@@ -42,6 +42,9 @@ int json_int_field(json_t *obj, const char *name, long long min, long long max, 
 /* Length of the valid UTF-8 character at s (at most left bytes), or 0 when it is not one:
  * overlongs, surrogates and code points past U+10FFFF included. */
 size_t utf8_char_len(const unsigned char *s, size_t left);
+/* How many bytes at the end of buf are the start of a character not yet complete (0-3): what
+ * to hold back when text arrives in pieces. */
+size_t utf8_incomplete_tail(const char *buf, size_t len);
 
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place, so that text
  * built from client input (a cut field name, a path) can always go into a JSON string. */

@@ -1,6 +1,7 @@
 /* Route handlers, one file per API group (api_<group>.c), and the route table. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "request.h"
@@ -57,6 +58,18 @@ int api_pty_input(struct http_ctx *ctx);
 int api_pty_output(struct http_ctx *ctx);
 int api_pty_resize(struct http_ctx *ctx);
 int api_pty_kill(struct http_ctx *ctx);
+
+int api_contexts_create(struct http_ctx *ctx);
+int api_contexts_list(struct http_ctx *ctx);
+int api_contexts_restart(struct http_ctx *ctx);
+int api_contexts_interrupt(struct http_ctx *ctx);
+int api_contexts_delete(struct http_ctx *ctx);
+/* Whether a language has stateful contexts (a kernel in the sandbox). */
+bool api_context_language(const char *language);
+/* Runs the body's code in its context_id, or in the language's default context, answering
+ * an Execution (or, streamed, server-sent events). */
+int api_context_run(struct http_ctx *ctx, const char *language, json_t *code, json_t *env,
+                    long long timeout_ms, bool streamed);
 
 /* Answers a failed store call: 503 when Redis is away, 404 for -ENOENT, else 500. */
 int api_respond_store_error(struct http_ctx *ctx, int r, const char *err);

@@ -181,19 +181,6 @@ int api_commands_list(struct http_ctx *ctx)
         return http_respond_json(ctx, 200, json_pack("{s:o}", "commands", list));
 }
 
-/* How many bytes at the end of buf are the start of a character not yet complete. */
-static size_t incomplete_tail(const char *buf, size_t len)
-{
-        for (size_t back = 1; back <= 3 && back <= len; back++) {
-                unsigned char c = (unsigned char)buf[len - back];
-                if ((c & 0xc0) == 0x80)
-                        continue; /* a continuation byte: look further back */
-                size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-                return need > back ? back : 0;
-        }
-        return 0;
-}
-
 static const struct json_field logs_fields[] = {
     {"stdout_offset", FIELD_INTEGER, false},
     {"stderr_offset", FIELD_INTEGER, false},
@@ -220,8 +207,8 @@ int api_commands_logs(struct http_ctx *ctx)
                 return r;
         json_t *a = res.result;
         /* A character cut at the end of what was read comes whole with the next read. */
-        size_t out_hold = incomplete_tail(res.out, res.out_len),
-               err_hold = incomplete_tail(res.err, res.err_len);
+        size_t out_hold = utf8_incomplete_tail(res.out, res.out_len),
+               err_hold = utf8_incomplete_tail(res.err, res.err_len);
         bool running = !strcmp(json_string_value(json_object_get(a, "status")) ?: "", "running");
         if (!running)
                 out_hold = err_hold = 0;

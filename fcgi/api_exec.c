@@ -12,6 +12,7 @@
 #include "json_fields.h"
 #include "protocol.h"
 #include "sandbox.h"
+#include "sse.h"
 
 #define MAX_CMD_BYTES       (128 * 1024 - 1) /* one argv string: the kernel's MAX_ARG_STRLEN */
 #define MAX_CODE_BYTES      (4 << 20)
@@ -288,9 +289,6 @@ static int run_args(struct http_ctx *ctx, bool streamed, struct exec_args *a,
                 return http_respond_error(ctx, 400, "%s", err);
         if (!streamed && json_object_get(ctx->body, "kill_on_disconnect"))
                 return http_respond_error(ctx, 400, "field 'kill_on_disconnect': only for run/stream");
-        if (json_object_get(ctx->body, "context_id"))
-                return http_respond_error(ctx, 400,
-                                          "field 'context_id': stateful contexts are not available yet");
         const char *lang_name = json_string_value(json_object_get(ctx->body, "language"));
         const struct language *lang = language_find(lang_name ? lang_name : "python");
         if (!lang)
@@ -299,6 +297,9 @@ static int run_args(struct http_ctx *ctx, bool streamed, struct exec_args *a,
                     "field 'language': unknown language '%.40s' (python, javascript, typescript, "
                     "bash, r, java)",
                     lang_name);
+        if (json_object_get(ctx->body, "context_id") && !api_context_language(lang->name))
+                return http_respond_error(
+                    ctx, 400, "field 'context_id': %s runs have no stateful contexts yet", lang->name);
         json_t *code = json_object_get(ctx->body, "code");
         if (json_string_length(code) > MAX_CODE_BYTES)
                 return http_respond_error(ctx, 413, "field 'code': larger than %d bytes", MAX_CODE_BYTES);
@@ -320,6 +321,11 @@ int api_sandboxes_run(struct http_ctx *ctx)
         int r = run_args(ctx, false, &a, &lang);
         if (r <= 0)
                 return r;
+        if (api_context_language(lang->name)) {
+                json_decref(a.argv);
+                return api_context_run(ctx, lang->name, json_object_get(ctx->body, "code"), a.env,
+                                       a.timeout_ms, false);
+        }
         struct agent_result res;
         r = run(ctx, &a, &res);
         if (r <= 0)
@@ -343,60 +349,11 @@ int api_sandboxes_run(struct http_ctx *ctx)
 
 /* --- run/stream -------------------------------------------------------------------------- */
 
-/* A stream to the client: one server-sent event per piece of output, as it comes. A
- * character cut between two pieces is held back until the rest of it arrives. */
-struct sse {
-        struct http_ctx *ctx;
-        bool started;    /* the 200 and its headers went out */
-        char hold[2][4]; /* stdout, stderr: the start of a character not yet complete */
-        size_t held[2];
-};
-
-static int sse_event(struct http_ctx *ctx, const char *event, json_t *data)
-{
-        _cleanup_free_ char *text = data ? json_dumps(data, JSON_COMPACT) : NULL;
-        json_decref(data);
-        if (!text)
-                return -ENOMEM;
-        size_t n = strlen(text) + strlen(event) + 32;
-        _cleanup_free_ char *buf = malloc(n);
-        if (!buf)
-                return -ENOMEM;
-        int len = snprintf(buf, n, "event: %s\ndata: %s\n\n", event, text);
-        return http_stream_write(ctx, buf, (size_t)len);
-}
-
-static int sse_output(struct sse *s, int which, const char *data, size_t len)
-{
-        _cleanup_free_ char *buf = malloc(s->held[which] + len);
-        if (!buf)
-                return -ENOMEM;
-        memcpy(buf, s->hold[which], s->held[which]);
-        memcpy(buf + s->held[which], data, len);
-        size_t total = s->held[which] + len, keep = 0;
-        /* Hold back an incomplete last character (at most 3 bytes). */
-        for (size_t back = 1; back <= 3 && back <= total; back++) {
-                unsigned char c = (unsigned char)buf[total - back];
-                if ((c & 0xc0) == 0x80)
-                        continue;
-                size_t need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
-                keep = need > back ? back : 0;
-                break;
-        }
-        memcpy(s->hold[which], buf + total - keep, keep);
-        s->held[which] = keep;
-        if (total == keep)
-                return 0;
-        return sse_event(s->ctx, which ? "stderr" : "stdout",
-                         json_pack("{s:o}", "text", api_text_json(buf, total - keep)));
-}
-
 static int sse_on_frame(void *arg, int type, const char *data, size_t len)
 {
         struct sse *s = arg;
         if (type == FRAME_STARTED) {
-                s->started = true;
-                if (http_stream_begin(s->ctx, "text/event-stream") < 0)
+                if (sse_begin(s) < 0)
                         return -EPIPE;
                 json_t *started = json_loads(data, 0, NULL);
                 json_t *pid = json_object_get(started, "pid");
@@ -409,9 +366,7 @@ static int sse_on_frame(void *arg, int type, const char *data, size_t len)
 
 static int sse_on_idle(void *arg)
 {
-        struct sse *s = arg;
-        /* A comment line: proxies see traffic, clients ignore it. */
-        return s->started ? http_stream_write(s->ctx, ": keep-alive\n\n", 14) : 0;
+        return sse_keepalive(arg);
 }
 
 static bool accepts_event_stream(const char *accept)
@@ -430,6 +385,11 @@ int api_sandboxes_run_stream(struct http_ctx *ctx)
         int r = run_args(ctx, true, &a, &lang);
         if (r <= 0)
                 return r;
+        if (api_context_language(lang->name)) {
+                json_decref(a.argv);
+                return api_context_run(ctx, lang->name, json_object_get(ctx->body, "code"), a.env,
+                                       a.timeout_ms, true);
+        }
         struct sse s = {.ctx = ctx};
         struct agent_stream stream = {.on_frame = sse_on_frame,
                                       .on_idle = sse_on_idle,
@@ -448,10 +408,7 @@ int api_sandboxes_run_stream(struct http_ctx *ctx)
                                     "traceback", ""));
                 return 0;
         }
-        for (int which = 0; which < 2; which++) /* bytes held for a character that never came */
-                if (s.held[which])
-                        sse_event(ctx, which ? "stderr" : "stdout",
-                                  json_pack("{s:o}", "text", api_text_json(s.hold[which], s.held[which])));
+        sse_flush_held(&s);
         json_t *errt = api_text_json(res.err, res.err_len);
         json_t *error = execution_error(&res, errt);
         json_decref(errt);

@@ -128,6 +128,9 @@ static void read_error(struct agent_result *res, const char *payload)
                  json_string_value(json_object_get(j, "error")) ?: "agent error");
         snprintf(res->error_code, sizeof res->error_code, "%s",
                  json_string_value(json_object_get(j, "code")) ?: "internal");
+        json_t *code = json_object_get(j, "exit_code"); /* a context's kernel that died */
+        if (json_is_integer(code))
+                res->exit_code = (int)json_integer_value(code);
         json_decref(j);
 }
 
@@ -136,7 +139,27 @@ static int take_frame(struct agent_result *res, struct frame *f, size_t max_outp
 {
         switch (f->type) {
         case FRAME_STARTED:
+                res->started = true;
                 return 0;
+        case FRAME_EVENT: {
+                /* A context's rich output; kept (bounded like the rest) in arrival order. */
+                json_t *ev = json_loadb(f->payload, f->len, 0, NULL);
+                if (!json_is_object(ev)) {
+                        json_decref(ev);
+                        snprintf(err, AGENT_ERR_MAX, "the sandbox's agent sent a malformed event");
+                        return -EPROTO;
+                }
+                res->events_bytes += f->len;
+                if (res->events_bytes > 4 * max_output) {
+                        res->truncated = true;
+                        json_decref(ev);
+                        return 0;
+                }
+                if (!res->events)
+                        res->events = json_array();
+                json_array_append_new(res->events, ev);
+                return 0;
+        }
         case FRAME_STDOUT:
                 return append(&res->out, &res->out_len, max_output, f->payload, f->len, &res->truncated);
         case FRAME_STDERR:
@@ -210,7 +233,8 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
                 }
                 r = take_frame(&res, &f, max_output, err);
                 if (r >= 0 && stream && stream->on_frame &&
-                    (f.type == FRAME_STARTED || f.type == FRAME_STDOUT || f.type == FRAME_STDERR) &&
+                    (f.type == FRAME_STARTED || f.type == FRAME_STDOUT || f.type == FRAME_STDERR ||
+                     f.type == FRAME_EVENT) &&
                     stream->on_frame(stream->arg, f.type, f.payload, f.len) < 0)
                         r = -ECONNABORTED;
                 frame_clear(&f);
@@ -244,6 +268,8 @@ void agent_result_clear(struct agent_result *r)
         r->out = r->err = NULL;
         json_decref(r->result);
         r->result = NULL;
+        json_decref(r->events);
+        r->events = NULL;
 }
 
 /* Sends one request that runs nothing and waits for its RESULT frame. */

@@ -18,11 +18,14 @@ struct agent_result {
         long long duration_ms;
         char error_code[32]; /* set when the agent refused: bad_cwd, bad_command, … */
         json_t *result;      /* the answer to a request that runs nothing new (RESULT), owned */
+        json_t *events;      /* a context's events (EVENT frames) in order, owned; NULL if none */
+        size_t events_bytes;
+        bool started; /* the agent said STARTED: the work began */
         char error[AGENT_ERR_MAX];
 };
 
 /* For a caller that passes output on as it comes (a stream to a client): on_frame sees every
- * STARTED, STDOUT and STDERR frame as it arrives (they are also kept in the result, up to
+ * STARTED, STDOUT, STDERR and EVENT frame as it arrives (they are also kept in the result, up to
  * max_output), on_idle is called after idle_ms without one. Either returning < 0 (the client
  * went away) ends the call with -ECONNABORTED and closes the session. */
 struct agent_stream {

@@ -36,6 +36,7 @@
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 
+#include "init_contexts.h"
 #include "init_jobs.h"
 #include "init_spawn.h"
 #include "protocol.h"
@@ -172,6 +173,9 @@ static void handle_request(struct session *s, struct frame *f)
                 answer_ping(s);
         } else if (jobs_handle(s->conn, op, req)) {
                 session_end(s);
+        } else if (contexts_handle(s->conn, op, req)) {
+                s->conn = -1; /* the context's now (a run), or answered and closed */
+                session_end(s);
         } else if (strcmp(op, "configure") == 0) {
                 configure(s, req);
         } else if (strcmp(op, "exec") == 0) {
@@ -245,7 +249,7 @@ static void reap(void)
         int status;
         pid_t pid;
         while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-                if (jobs_reaped(pid, status))
+                if (jobs_reaped(pid, status) || contexts_reaped(pid, status))
                         continue;
                 for (int i = 0; i < MAX_SESSIONS; i++) {
                         struct session *s = &sessions[i];
@@ -343,6 +347,7 @@ static void check_sessions(void)
 {
         long long now = now_ms();
         jobs_check(now);
+        contexts_check(now);
         for (int i = 0; i < MAX_SESSIONS; i++) {
                 struct session *s = &sessions[i];
                 if (s->state != SESSION_RUNNING)
@@ -376,9 +381,11 @@ static int next_wakeup_ms(void)
                 if (at && (next < 0 || at < next))
                         next = at;
         }
-        long long job_at = jobs_next_deadline();
+        long long job_at = jobs_next_deadline(), ctx_at = contexts_next_deadline();
         if (job_at && (next < 0 || job_at < next))
                 next = job_at;
+        if (ctx_at && (next < 0 || ctx_at < next))
+                next = ctx_at;
         if (next < 0)
                 return -1;
         return next <= now ? 0 : (int)(next - now);
@@ -503,7 +510,7 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &set, NULL);
         sigprocmask(SIG_BLOCK, &usr1, NULL);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-        struct pollfd pfd[2 + 4 * MAX_SESSIONS + 2 * JOBS_MAX];
+        struct pollfd pfd[2 + 4 * MAX_SESSIONS + 2 * JOBS_MAX + 5 * CONTEXTS_MAX];
         for (;;) {
                 int n = 0;
                 pfd[n++] = (struct pollfd){.fd = LISTEN_FD, .events = POLLIN};
@@ -519,6 +526,7 @@ int main(int argc, char **argv)
                                 pfd[n++] = (struct pollfd){.fd = s->in_fd, .events = POLLOUT};
                 }
                 n += jobs_poll_fds(pfd + n, (int)(sizeof pfd / sizeof *pfd) - n);
+                n += contexts_poll_fds(pfd + n, (int)(sizeof pfd / sizeof *pfd) - n);
                 poll(pfd, (nfds_t)n, next_wakeup_ms());
                 if (pfd[0].revents)
                         accept_one();
@@ -529,6 +537,7 @@ int main(int argc, char **argv)
                 }
                 reap();
                 jobs_service();
+                contexts_service();
                 for (int i = 0; i < MAX_SESSIONS; i++) {
                         struct session *s = &sessions[i];
                         if (s->state == SESSION_DONE)

@@ -109,6 +109,7 @@ struct spawn_msg {
 /* The command's end of its stdio: three pipe ends, or one pty slave for all three. */
 struct child_io {
         int in, out, err;
+        int ev; /* the command's fd 3, or -1 */
         bool tty;
 };
 
@@ -129,8 +130,10 @@ static void child_exec(char **argv, char **env, const char *cwd, bool root, cons
         dup2(io->in, 0);
         dup2(io->out, 1);
         dup2(io->err, 2);
-        /* The command gets 0-2 and nothing else; errpipe closes on exec like the rest. */
-        close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
+        if (io->ev >= 0)
+                dup2(io->ev, 3);
+        /* The command gets 0-2 (and 3) and nothing else; errpipe closes on exec like the rest. */
+        close_range(io->ev >= 0 ? 4 : 3, ~0U, CLOSE_RANGE_CLOEXEC);
         if (chdir(cwd) < 0) {
                 e.err = errno;
                 strcpy(e.step, "cwd");
@@ -271,6 +274,7 @@ void spawn_kill(pid_t shepherd_pid)
 /* The host side of the command's stdio: pipes, or a pty whose slave belongs to the user. */
 static int open_io(const struct spawn_spec *spec, struct child_io *child, int host[3])
 {
+        child->ev = -1;
         if (!spec->tty) {
                 int in[2], out[2], err[2];
                 if (pipe2(in, O_CLOEXEC) < 0)
@@ -281,7 +285,7 @@ static int open_io(const struct spawn_spec *spec, struct child_io *child, int ho
                         close(in[1]);
                         return r;
                 }
-                *child = (struct child_io){.in = in[0], .out = out[1], .err = err[1]};
+                *child = (struct child_io){.in = in[0], .out = out[1], .err = err[1], .ev = -1};
                 host[0] = in[1], host[1] = out[0], host[2] = err[0];
                 return 0;
         }
@@ -300,13 +304,15 @@ static int open_io(const struct spawn_spec *spec, struct child_io *child, int ho
                         close(slave);
                 return r;
         }
-        *child = (struct child_io){.in = slave, .out = slave, .err = slave, .tty = true};
+        *child = (struct child_io){.in = slave, .out = slave, .err = slave, .ev = -1, .tty = true};
         host[0] = master, host[1] = master, host[2] = -1;
         return 0;
 }
 
 static void close_child_io(struct child_io *c)
 {
+        if (c->ev >= 0)
+                close(c->ev);
         close(c->in);
         if (!c->tty) {
                 close(c->out);
@@ -367,6 +373,19 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *ret, const char *
                 snprintf(msg, 256, "pipe: %s", strerror(-r));
                 return r;
         }
+        int ev[2] = {-1, -1};
+        if (spec->events && pipe2(ev, O_CLOEXEC) < 0) {
+                r = -errno;
+                close_child_io(&child);
+                close(host[0]);
+                close(host[1]);
+                close(host[2]);
+                close(ep[0]);
+                close(ep[1]);
+                snprintf(msg, 256, "pipe: %s", strerror(-r));
+                return r;
+        }
+        child.ev = ev[1];
         char **env = build_env(spec->env, spec->root, spec->tty);
         char **argv = argv_array(spec->argv);
         pid_t pid = env && argv ? fork() : -1;
@@ -394,12 +413,20 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *ret, const char *
                         close(host[1]);
                         close(host[2]);
                 }
+                if (ev[0] >= 0)
+                        close(ev[0]);
                 return -EINVAL; /* the shepherd, if any, has exited and is reaped as an orphan */
         }
         for (int i = 0; i < 3; i++)
                 if (host[i] >= 0)
                         fcntl(host[i], F_SETFL, O_NONBLOCK);
-        *ret = (struct spawned){
-            .shepherd = pid, .pid = cmd, .in_fd = host[0], .out_fd = host[1], .err_fd = host[2]};
+        if (ev[0] >= 0)
+                fcntl(ev[0], F_SETFL, O_NONBLOCK);
+        *ret = (struct spawned){.shepherd = pid,
+                                .pid = cmd,
+                                .in_fd = host[0],
+                                .out_fd = host[1],
+                                .err_fd = host[2],
+                                .ev_fd = ev[0]};
         return 0;
 }

@@ -23,6 +23,7 @@ struct spawn_spec {
         const char *cwd; /* NULL: the user's home */
         bool root;       /* root of the sandbox's user namespace, else the sandbox user */
         bool tty;        /* a terminal: stdin, stdout and stderr are a new pty's slave */
+        bool events;     /* a fourth pipe, the command's fd 3, for what it reports (kernels) */
         unsigned short cols, rows;
 };
 
@@ -32,6 +33,7 @@ struct spawned {
         int in_fd;      /* pipe to its stdin (pty: the master) */
         int out_fd;     /* pipe from its stdout (pty: the master too) */
         int err_fd;     /* pipe from its stderr (pty: -1) */
+        int ev_fd;      /* pipe from its fd 3 (only with events; else -1) */
 };
 
 /* The sandbox's environment (NAME=value strings), under every command's own variables. */

@@ -27,6 +27,7 @@ enum frame_type {
         FRAME_EXIT = 13,     /* agent -> host: JSON {exit_code, signal, timed_out, truncated, duration_ms} */
         FRAME_ERROR = 14,    /* agent -> host: JSON {error, code} */
         FRAME_RESULT = 15,   /* agent -> host: JSON, answer to a request that runs nothing */
+        FRAME_EVENT = 16,    /* agent -> host: JSON, a context's rich output: result, display, error, file */
 };
 
 struct frame {

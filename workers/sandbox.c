@@ -674,8 +674,12 @@ int sandbox_pause(struct sandbox_ctx *sc, const char *key_id, const char *id, js
                 return r;
         if (strcmp(rec.status, "paused") == 0)
                 return sandbox_get(sc, key_id, id, ret_info, err);
-        if ((r = freeze(id, 1, err)) < 0)
+        if ((r = freeze(id, 1, err)) < 0) {
+                /* Not left half-frozen: what stopped runs again, and the pause can be retried. */
+                char terr[SANDBOX_ERR_MAX];
+                freeze(id, 0, terr);
                 return r;
+        }
         long long now = now_ms();
         redisReply *rep = NULL;
         r = redis_client_cmd(sc->redis, &rep, err,
@@ -1000,14 +1004,16 @@ int sandbox_pool_drain(struct sandbox_ctx *sc, int max)
 int sandbox_pool_audit(struct sandbox_ctx *sc)
 {
         char err[SANDBOX_ERR_MAX];
-        _cleanup_reply_ redisReply *list = NULL, *never = NULL;
+        /* Every sandbox of the node is looked at, not only those all due: a master killed
+         * while it started one leaves a record that is still provisional. The master is the
+         * only maker of pooled sandboxes and this runs in its loop, so none is half-made now. */
+        _cleanup_reply_ redisReply *list = NULL, *all = NULL;
         if (redis_client_cmd(sc->redis, &list, err, "LRANGE pool:%s 0 -1", sc->node_id) < 0 ||
-            redis_client_cmd(sc->redis, &never, err, "ZRANGEBYSCORE sandboxes:node:%s +inf +inf",
-                             sc->node_id) < 0)
+            redis_client_cmd(sc->redis, &all, err, "ZRANGE sandboxes:node:%s 0 -1", sc->node_id) < 0)
                 return 0;
         int n = 0;
-        for (size_t i = 0; i < never->elements; i++) {
-                const char *id = never->element[i]->str;
+        for (size_t i = 0; i < all->elements; i++) {
+                const char *id = all->element[i]->str;
                 size_t len = strlen(id);
                 bool listed = false;
                 for (size_t j = 0; j < list->elements && !listed; j++)
