@@ -31,6 +31,8 @@ static const struct kernel {
     {"javascript", {"node", "/opt/warren/kernels/node.js", "javascript", NULL}},
     {"typescript", {"node", "/opt/warren/kernels/node.js", "typescript", NULL}},
     {"bash", {"bash", "--noprofile", "--norc", "/opt/warren/kernels/bash.sh", NULL}},
+    {"r", {"Rscript", "--vanilla", "/opt/warren/kernels/r.R", NULL}},
+    {"java", {"java", "--source", "17", "/opt/warren/kernels/Kernel.java", NULL}},
 };
 
 bool api_context_language(const char *language)
@@ -145,7 +147,7 @@ int api_contexts_create(struct http_ctx *ctx)
                 return http_respond_error(
                     ctx, 400,
                     "field 'language': no stateful context for '%.40s' (python, javascript, "
-                    "typescript, bash)",
+                    "typescript, bash, r, java)",
                     language);
         json_t *req = create_request(k, NULL, ctx->body, err);
         if (!req)
@@ -285,6 +287,8 @@ static json_t *execution_json(const struct run_params *p, struct agent_result *r
         /* The status the cell ended with: bash's own, else 0 or 1 as it failed. */
         json_t *code = json_object_get(res->result, "exit_code");
         int exit_code = json_is_integer(code) ? (int)json_integer_value(code) : json_is_null(error) ? 0 : 1;
+        if (exit_code == 0 && !json_is_null(error)) /* an interrupted cell, say */
+                exit_code = 1;
         return json_pack("{s:s, s:s, s:o, s:o, s:o, s:o, s:O, s:i, s:b, s:b, s:O}", "language", p->language,
                          "context_id", p->context_id, "results", results, "logs", logs, "error", error,
                          "files", files, "execution_count", json_object_get(res->result, "execution_count"),

@@ -385,6 +385,21 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *ret, const char *
                 snprintf(msg, 256, "pipe: %s", strerror(-r));
                 return r;
         }
+        /* The pipe belongs to the command's user, so it can also open it by name
+         * (/dev/fd/3), which is how R writes to it. */
+        if (ev[1] >= 0 && !spec->root && fchown(ev[1], SPAWN_USER_UID, SPAWN_USER_GID) < 0) {
+                r = -errno;
+                close(ev[0]);
+                close(ev[1]);
+                close_child_io(&child);
+                close(host[0]);
+                close(host[1]);
+                close(host[2]);
+                close(ep[0]);
+                close(ep[1]);
+                snprintf(msg, 256, "events pipe: %s", strerror(-r));
+                return r;
+        }
         child.ev = ev[1];
         char **env = build_env(spec->env, spec->root, spec->tty);
         char **argv = argv_array(spec->argv);

@@ -111,7 +111,7 @@ def run_each_language(node):
         "bash": ("echo $((6 * 7))", "42\n"),
         "typescript": ("const n: number = 6 * 7;\nconsole.log(n)", "42\n"),
         "r": ("cat(6 * 7, '\\n')", "42 \n"),
-        "java": ("public class Main { public static void main(String[] a) { System.out.println(6 * 7); } }", "42\n"),
+        "java": ("int n = 6 * 7;\nSystem.out.println(n);", "42\n"),
     }
     for lang, (code, out) in programs.items():
         r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": code, "language": lang, "timeout_ms": 60000})
