@@ -186,8 +186,9 @@ int api_sandboxes_shell(struct http_ctx *ctx)
 
 /* --- run ----------------------------------------------------------------------------- */
 
-/* How each language runs code given on standard input. The runners under /opt/warren/bin
- * are part of the sandbox template (they need a file to compile or run). */
+/* How each language runs code given on standard input, for fresh runs (a new interpreter per
+ * run; the others go to contexts). The runners under /opt/warren/bin are part of the sandbox
+ * template (they need a file to compile or run). */
 static const struct language {
         const char *name;
         const char *argv[4];
@@ -274,6 +275,7 @@ static const struct json_field run_fields[] = {
     {"code", FIELD_STRING, true},        {"language", FIELD_STRING, false},
     {"env", FIELD_OBJECT, false},        {"timeout_ms", FIELD_INTEGER, false},
     {"context_id", FIELD_STRING, false}, {"kill_on_disconnect", FIELD_BOOLEAN, false},
+    {"fresh", FIELD_BOOLEAN, false},
 };
 
 /* Checks a run request and fills a; answers the error itself (returns 0 with
@@ -297,6 +299,9 @@ static int run_args(struct http_ctx *ctx, bool streamed, struct exec_args *a,
                     "field 'language': unknown language '%.40s' (python, javascript, typescript, "
                     "bash, r, java)",
                     lang_name);
+        if (json_object_get(ctx->body, "context_id") && json_is_true(json_object_get(ctx->body, "fresh")))
+                return http_respond_error(ctx, 400,
+                                          "fields 'context_id' and 'fresh': a fresh run has no context");
         if (json_object_get(ctx->body, "context_id") && !api_context_language(lang->name))
                 return http_respond_error(
                     ctx, 400, "field 'context_id': %s runs have no stateful contexts yet", lang->name);
@@ -321,7 +326,8 @@ int api_sandboxes_run(struct http_ctx *ctx)
         int r = run_args(ctx, false, &a, &lang);
         if (r <= 0)
                 return r;
-        if (api_context_language(lang->name)) {
+        /* fresh: a new interpreter for this run alone, sharing nothing with other runs. */
+        if (api_context_language(lang->name) && !json_is_true(json_object_get(ctx->body, "fresh"))) {
                 json_decref(a.argv);
                 return api_context_run(ctx, lang->name, json_object_get(ctx->body, "code"), a.env,
                                        a.timeout_ms, false);
@@ -385,7 +391,8 @@ int api_sandboxes_run_stream(struct http_ctx *ctx)
         int r = run_args(ctx, true, &a, &lang);
         if (r <= 0)
                 return r;
-        if (api_context_language(lang->name)) {
+        /* fresh: a new interpreter for this run alone, sharing nothing with other runs. */
+        if (api_context_language(lang->name) && !json_is_true(json_object_get(ctx->body, "fresh"))) {
                 json_decref(a.argv);
                 return api_context_run(ctx, lang->name, json_object_get(ctx->body, "code"), a.env,
                                        a.timeout_ms, true);

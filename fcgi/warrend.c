@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -441,6 +442,13 @@ int main(int argc, char **argv)
 {
         /* Start from a clean table: whatever the starting shell left open stays out. */
         close_range(3, ~0U, 0);
+        /* Every open stream holds two descriptors (nginx's connection and the sandbox's): the
+         * soft limit goes up to the hard one. */
+        struct rlimit nofile;
+        if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+                nofile.rlim_cur = nofile.rlim_max;
+                setrlimit(RLIMIT_NOFILE, &nofile);
+        }
         struct master m = {.listen_fd = -1, .started = time(NULL)};
         int check_only = 0;
         for (int i = 1; i < argc; i++) {

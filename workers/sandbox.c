@@ -24,6 +24,7 @@ struct record {
         char id[SANDBOX_ID_MAX], key_id[KEY_ID_MAX], node_id[64], status[16], image[64];
         long long created_at, end_at, cpu_millis, memory_mb, disk_mb, pid, paused_at, paused_ms, remaining_ms,
             uid_slot;
+        long long created_us; /* the listing's order: two creates in one millisecond stay in order */
         bool auto_resume;
         char metadata[SANDBOX_METADATA_MAX + 1];
 };
@@ -289,7 +290,11 @@ static void record_from_spec(struct sandbox_ctx *sc, const char *key_id, const c
                              const struct sandbox_spec *spec, pid_t pid, long long uid_slot,
                              struct record *rec)
 {
-        *rec = (struct record){.created_at = now_ms(),
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        long long us = (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        *rec = (struct record){.created_at = us / 1000,
+                               .created_us = us,
                                .cpu_millis = spec->cpu_millis,
                                .memory_mb = spec->memory_mb,
                                .disk_mb = spec->disk_mb,
@@ -309,7 +314,7 @@ static void record_from_spec(struct sandbox_ctx *sc, const char *key_id, const c
 /* Writes the record and both indexes in one round trip (sandbox_store.lua). */
 static int record_store(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
 {
-        char n[8][32], keys[3][96];
+        char n[9][32], keys[3][96];
         snprintf(keys[0], sizeof keys[0], "sandbox:%s", rec->id);
         snprintf(keys[1], sizeof keys[1], "sandboxes:key:%s", rec->key_id);
         snprintf(keys[2], sizeof keys[2], "sandboxes:node:%s", rec->node_id);
@@ -321,8 +326,9 @@ static int record_store(struct sandbox_ctx *sc, const struct record *rec, char e
         snprintf(n[5], 32, "%lld", rec->pid);
         snprintf(n[6], 32, "%d", rec->auto_resume ? 1 : 0);
         snprintf(n[7], 32, "%lld", rec->uid_slot);
+        snprintf(n[8], 32, "%lld", rec->created_us);
         const char *args[] = {
-            keys[0],    keys[1],       keys[2],      rec->id,     n[0],          n[1],
+            keys[0],    keys[1],       keys[2],      rec->id,     n[8],          n[1],
             "id",       rec->id,       "key_id",     rec->key_id, "node_id",     rec->node_id,
             "status",   rec->status,   "image",      rec->image,  "created_at",  n[0],
             "end_at",   n[1],          "cpu_millis", n[2],        "memory_mb",   n[3],
@@ -485,7 +491,7 @@ static bool metadata_matches(const char *meta_text, json_t *filter)
 int sandbox_list(struct sandbox_ctx *sc, const char *key_id, const char *state, json_t *filter,
                  const char *cursor, int limit, json_t **ret_page, char err[SANDBOX_ERR_MAX])
 {
-        /* The cursor is "<created_ms>.<id>": listing resumes strictly after it. */
+        /* The cursor is "<created_us>.<id>": listing resumes strictly after it. */
         long long from = 0;
         char after_id[SANDBOX_ID_MAX] = "";
         if (cursor && *cursor && sscanf(cursor, "%lld.%31[a-z0-9]", &from, after_id) != 2) {

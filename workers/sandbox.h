@@ -5,7 +5,7 @@
  *                                             created_at, end_at (ms), cpu_millis, memory_mb,
  *                                             disk_mb, metadata (JSON), auto_resume, pid,
  *                                             paused_at, paused_ms
- *                sandboxes:key:<key_id>       zset of ids by creation time (listing)
+ *                sandboxes:key:<key_id>       zset of ids by creation time in us (listing)
  *                sandboxes:node:<node_id>     zset of ids by end_at (the node's lifetime sweep)
  *                node:<node_id>:sandboxes     count of sandboxes on the node (capacity)
  *                node:<node_id>:uid_slots     bitmap of the host uid ranges in use

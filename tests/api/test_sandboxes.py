@@ -116,6 +116,16 @@ def run_each_language(node):
     for lang, (code, out) in programs.items():
         r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": code, "language": lang, "timeout_ms": 60000})
         expect(r.status == 200 and r.json["error"] is None and r.json["logs"]["stdout"] == [out], f"{lang}: {r}")
+    # A fresh run: its own interpreter, sharing nothing with the contexts.
+    for lang, code, out in (("python", "print(6 * 7)", "42\n"),
+                            ("java", "public class Main { public static void main(String[] a) { System.out.println(6 * 7); } }",
+                             "42\n"), ("r", "cat(6 * 7, '\\n')", "42 \n")):
+        r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": code, "language": lang, "fresh": True,
+                                                              "timeout_ms": 60000})
+        expect(r.status == 200 and r.json["error"] is None and r.json["logs"]["stdout"] == [out], f"fresh {lang}: {r}")
+        expect("context_id" not in r.json, r)
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "1", "fresh": True, "context_id": "python"}),
+                 400, "fresh")
     r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "throw new TypeError('bad')", "language": "javascript"})
     expect(r.json["error"]["name"] == "TypeError" and r.json["error"]["value"] == "bad", r)
     node.request("DELETE", f"/v1/sandboxes/{sid}")
