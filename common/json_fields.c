@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 static const char *type_name(enum json_field_type t)
 {
@@ -203,4 +204,15 @@ size_t utf8_incomplete_tail(const char *buf, size_t len)
                 return need > back ? back : 0;
         }
         return 0;
+}
+
+json_t *json_iso_time(long long ms)
+{
+        time_t s = (time_t)(ms / 1000);
+        struct tm tm;
+        gmtime_r(&s, &tm);
+        char buf[40];
+        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, sizeof buf - n, ".%03lldZ", ms % 1000);
+        return json_string(buf);
 }

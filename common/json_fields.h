@@ -49,3 +49,6 @@ size_t utf8_incomplete_tail(const char *buf, size_t len);
 /* Replaces every byte that is not part of valid UTF-8 with '?', in place, so that text
  * built from client input (a cut field name, a path) can always go into a JSON string. */
 void utf8_sanitize(char *s);
+
+/* A time (ms since the epoch) as the API writes it: "2026-11-22T01:02:03.456Z". */
+json_t *json_iso_time(long long ms);

@@ -45,6 +45,8 @@ int api_check_env(json_t *env, char err[256]);
 
 /* Output bytes as a JSON string: what is not UTF-8 becomes U+FFFD. */
 json_t *api_text_json(const char *buf, size_t len);
+/* A command line: a string of 1 to 128 KiB - 1 bytes (one argv string) with no NUL. */
+int api_check_cmd(json_t *cmd, char err[256]);
 /* The optional user ("user" or "root", default "user") and cwd (an absolute path) of a
  * request that runs something. */
 int api_check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd, char err[256]);

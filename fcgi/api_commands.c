@@ -18,9 +18,8 @@
 #include "json_fields.h"
 #include "sandbox.h"
 
-#define MAX_CMD_BYTES   (128 * 1024 - 1) /* one argv string: the kernel's MAX_ARG_STRLEN */
-#define MAX_INPUT_BYTES (1 << 20)        /* pty input per call, decoded */
-#define MAX_LOG_BYTES   (1 << 20)        /* per stream per logs call */
+#define MAX_INPUT_BYTES (1 << 20) /* pty input per call, decoded */
+#define MAX_LOG_BYTES   (1 << 20) /* per stream per logs call */
 #define DAY_MS          (24LL * 3600 * 1000)
 #define MAX_TTY_DIM     1000
 #define AGENT_WAIT_MS   10000
@@ -109,16 +108,7 @@ static int start_request(struct http_ctx *ctx, json_t *argv, bool tty, json_t **
 
 static json_t *iso_or_null(json_t *ms)
 {
-        if (!json_is_integer(ms))
-                return json_null();
-        long long v = json_integer_value(ms);
-        time_t s = (time_t)(v / 1000);
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        char buf[40];
-        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, sizeof buf - n, ".%03lldZ", v % 1000);
-        return json_string(buf);
+        return json_is_integer(ms) ? json_iso_time(json_integer_value(ms)) : json_null();
 }
 
 /* --- commands -------------------------------------------------------------------------- */
@@ -134,10 +124,8 @@ int api_commands_start(struct http_ctx *ctx)
         if (json_fields_check(ctx->body, command_fields, ELEMENTSOF(command_fields), false, err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
         json_t *cmd = json_object_get(ctx->body, "cmd");
-        if (json_string_length(cmd) == 0 || json_string_length(cmd) > MAX_CMD_BYTES ||
-            strlen(json_string_value(cmd)) != json_string_length(cmd))
-                return http_respond_error(ctx, 400, "field 'cmd': must be 1 to %d bytes with no NUL",
-                                          MAX_CMD_BYTES);
+        if (api_check_cmd(cmd, err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
         json_t *argv = json_pack("[s, s, s]", "/bin/bash", "-c", json_string_value(cmd)), *req = NULL;
         int r = start_request(ctx, argv, false, &req, err);
         json_decref(argv);
@@ -259,10 +247,8 @@ int api_pty_start(struct http_ctx *ctx)
             json_int_field(ctx->body, "rows", 1, MAX_TTY_DIM, 24, &rows, err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
         json_t *cmd = json_object_get(ctx->body, "cmd");
-        if (cmd && (json_string_length(cmd) == 0 || json_string_length(cmd) > MAX_CMD_BYTES ||
-                    strlen(json_string_value(cmd)) != json_string_length(cmd)))
-                return http_respond_error(ctx, 400, "field 'cmd': must be 1 to %d bytes with no NUL",
-                                          MAX_CMD_BYTES);
+        if (cmd && api_check_cmd(cmd, err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
         /* Without a command, a login shell, interactive since its input is a terminal. */
         json_t *argv = cmd ? json_pack("[s, s, s]", "/bin/bash", "-c", json_string_value(cmd))
                            : json_pack("[s, s]", "/bin/bash", "-l"),

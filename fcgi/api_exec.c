@@ -58,6 +58,16 @@ struct exec_args {
         bool kill_on_disconnect;
 };
 
+int api_check_cmd(json_t *cmd, char err[JSON_ERR_MAX])
+{
+        if (json_string_length(cmd) == 0 || json_string_length(cmd) > MAX_CMD_BYTES ||
+            strlen(json_string_value(cmd)) != json_string_length(cmd)) {
+                snprintf(err, JSON_ERR_MAX, "field 'cmd': must be 1 to %d bytes with no NUL", MAX_CMD_BYTES);
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int api_check_user_and_cwd(json_t *body, const char **ret_user, const char **ret_cwd, char err[JSON_ERR_MAX])
 {
         const char *user = json_string_value(json_object_get(body, "user"));
@@ -166,10 +176,8 @@ int api_sandboxes_shell(struct http_ctx *ctx)
             api_check_env(json_object_get(ctx->body, "env"), err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
         json_t *cmd = json_object_get(ctx->body, "cmd");
-        if (json_string_length(cmd) == 0 || json_string_length(cmd) > MAX_CMD_BYTES ||
-            strlen(json_string_value(cmd)) != json_string_length(cmd))
-                return http_respond_error(ctx, 400, "field 'cmd': must be 1 to %d bytes with no NUL",
-                                          MAX_CMD_BYTES);
+        if (api_check_cmd(cmd, err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
         a.env = json_object_get(ctx->body, "env");
         a.argv = json_pack("[s, s, s]", "/bin/bash", "-c", json_string_value(cmd));
         struct agent_result res;

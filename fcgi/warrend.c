@@ -306,10 +306,11 @@ static void sweep(struct master *m)
 
 /* Tops the warm pool up (or trims it after a reload made it smaller). A failure to start a
  * sandbox is logged and retried after 10 s, not on every wakeup. */
-static void keep_pool(struct master *m)
+/* Returns how many pooled sandboxes are still missing: the loop comes back at once for them. */
+static int keep_pool(struct master *m)
 {
         if (!m->sandboxes_usable || time(NULL) < m->pool_retry_at)
-                return;
+                return 0;
         struct sandbox_ctx sc = master_sandbox_ctx(m);
         if (time(NULL) >= m->pool_audit_at) {
                 m->pool_audit_at = time(NULL) + 60;
@@ -319,11 +320,14 @@ static void keep_pool(struct master *m)
                                   json_pack("{s:i}", "count", strays));
         }
         char err[SANDBOX_ERR_MAX];
-        if (sandbox_pool_fill(&sc, err) < 0) {
+        int missing = sandbox_pool_fill(&sc, err);
+        if (missing < 0) {
                 m->pool_retry_at = time(NULL) + 10;
                 log_event(LOG_LEVEL_WARN, "warm pool: could not start a sandbox",
                           json_pack("{s:s}", "error", err));
+                return 0;
         }
+        return missing;
 }
 
 static void reload(struct master *m)
@@ -416,9 +420,9 @@ static int run(struct master *m)
         for (;;) {
                 heartbeat(m, 0);
                 sweep(m);
-                keep_pool(m);
+                int missing = keep_pool(m);
                 expire_retired(m);
-                int sig = sigtimedwait(&set, NULL, &(struct timespec){.tv_sec = 1});
+                int sig = sigtimedwait(&set, NULL, &(struct timespec){.tv_sec = missing > 0 ? 0 : 1});
                 switch (sig) {
                 case SIGCHLD:
                         reap(m, 0);

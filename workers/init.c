@@ -39,6 +39,7 @@
 #include "init_contexts.h"
 #include "init_jobs.h"
 #include "init_spawn.h"
+#include "init_util.h"
 #include "protocol.h"
 
 #define LISTEN_FD      3
@@ -67,29 +68,15 @@ struct session {
 
 static struct session sessions[MAX_SESSIONS];
 
-static long long now_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
 static void session_end(struct session *s)
 {
         free(s->in_buf);
         s->in_buf = NULL;
         s->in_len = s->in_off = 0;
-        close_fd(&s->conn);
-        close_fd(&s->out_fd);
-        close_fd(&s->err_fd);
-        close_fd(&s->in_fd);
+        init_close_fd(&s->conn);
+        init_close_fd(&s->out_fd);
+        init_close_fd(&s->err_fd);
+        init_close_fd(&s->in_fd);
         s->state = SESSION_DONE;
 }
 
@@ -122,8 +109,8 @@ static int session_start(struct session *s, json_t *req)
         s->out_fd = sp.out_fd;
         s->err_fd = sp.err_fd;
         if (!s->stdin_wanted)
-                close_fd(&s->in_fd);
-        s->started_ms = now_ms();
+                init_close_fd(&s->in_fd);
+        s->started_ms = init_mono_ms();
         s->deadline_ms = timeout > 0 ? s->started_ms + timeout : 0;
         s->state = SESSION_RUNNING;
         frame_send_json(s->conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)s->cmd_pid));
@@ -201,7 +188,7 @@ static void pump(struct session *s, int *fd, uint8_t type, long long *count)
                 if (n < 0 && errno == EAGAIN)
                         return;
                 if (n <= 0) {
-                        close_fd(fd);
+                        init_close_fd(fd);
                         return;
                 }
                 long long room = s->max_output - *count;
@@ -214,7 +201,7 @@ static void pump(struct session *s, int *fd, uint8_t type, long long *count)
                         s->truncated = true;
                 *count += (long long)send;
                 if (s->conn >= 0 && frame_write(s->conn, type, buf, send) < 0)
-                        close_fd(&s->conn); /* the host went away: keep running, stop sending */
+                        init_close_fd(&s->conn); /* the host went away: keep running, stop sending */
         }
 }
 
@@ -256,7 +243,7 @@ static void reap(void)
                         if (s->state == SESSION_RUNNING && s->pid == pid) {
                                 s->exited = true;
                                 s->status = status;
-                                s->exited_ms = now_ms();
+                                s->exited_ms = init_mono_ms();
                         }
                 }
         }
@@ -275,7 +262,7 @@ static void stdin_flush(struct session *s)
                 if (w < 0 && errno == EAGAIN)
                         return;
                 if (w <= 0) {
-                        close_fd(&s->in_fd); /* the process closed its input */
+                        init_close_fd(&s->in_fd); /* the process closed its input */
                         break;
                 }
                 s->in_off += (size_t)w;
@@ -284,13 +271,13 @@ static void stdin_flush(struct session *s)
         s->in_buf = NULL;
         s->in_len = s->in_off = 0;
         if (s->stdin_eof)
-                close_fd(&s->in_fd);
+                init_close_fd(&s->in_fd);
 }
 
 static void stdin_take(struct session *s, const char *data, size_t len)
 {
         if (s->in_len - s->in_off + len > STDIN_BUFFER_MAX) {
-                close_fd(&s->in_fd); /* more input than any request carries: stop feeding it */
+                init_close_fd(&s->in_fd); /* more input than any request carries: stop feeding it */
                 return;
         }
         char *nb = realloc(s->in_buf, s->in_len + len);
@@ -312,7 +299,8 @@ static void read_host(struct session *s)
                 else if (s->kill_on_disconnect && !s->exited && !s->kill_sent)
                         kill_command(s);
                 if (s->state == SESSION_RUNNING)
-                        close_fd(&s->conn); /* the process runs on (unless killed); its output is dropped */
+                        init_close_fd(
+                            &s->conn); /* the process runs on (unless killed); its output is dropped */
                 return;
         }
         if (s->state == SESSION_READING && f.type == FRAME_REQUEST) {
@@ -345,7 +333,7 @@ static void accept_one(void)
  * grace for output still in the pipes has passed: a background child may hold them). */
 static void check_sessions(void)
 {
-        long long now = now_ms();
+        long long now = init_mono_ms();
         jobs_check(now);
         contexts_check(now);
         for (int i = 0; i < MAX_SESSIONS; i++) {
@@ -371,7 +359,7 @@ static void check_sessions(void)
  * an idle sandbox costs no wakeups. */
 static int next_wakeup_ms(void)
 {
-        long long now = now_ms(), next = -1;
+        long long now = init_mono_ms(), next = -1;
         for (int i = 0; i < MAX_SESSIONS; i++) {
                 struct session *s = &sessions[i];
                 if (s->state != SESSION_RUNNING)

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "init_spawn.h"
+#include "init_util.h"
 #include "protocol.h"
 
 #define READ_CHUNK 65536
@@ -45,31 +46,17 @@ struct context {
 static struct context contexts[CONTEXTS_MAX];
 static unsigned next_id;
 
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
 static void close_kernel_fds(struct context *c)
 {
-        close_fd(&c->sp.in_fd);
-        close_fd(&c->sp.out_fd);
-        close_fd(&c->sp.err_fd);
-        close_fd(&c->sp.ev_fd);
+        init_close_fd(&c->sp.in_fd);
+        init_close_fd(&c->sp.out_fd);
+        init_close_fd(&c->sp.err_fd);
+        init_close_fd(&c->sp.ev_fd);
 }
 
 static void run_clear(struct context *c)
 {
-        close_fd(&c->conn);
+        init_close_fd(&c->conn);
         free(c->in_buf);
         free(c->ev_buf);
         c->in_buf = c->ev_buf = NULL;
@@ -234,7 +221,7 @@ static bool start_run(struct context *c, int conn, json_t *req)
         c->in_len = hlen + 1 + n;
         free(header);
         long long timeout = json_integer_value(json_object_get(req, "timeout_ms"));
-        c->deadline_ms = timeout > 0 ? mono_ms() + timeout : 0;
+        c->deadline_ms = timeout > 0 ? init_mono_ms() + timeout : 0;
         c->kill_on_disconnect = json_is_true(json_object_get(req, "kill_on_disconnect"));
         c->conn = conn;
         c->state = CTX_RUNNING;
@@ -357,7 +344,7 @@ bool contexts_handle(int conn, const char *op, json_t *req)
 static void relay(struct context *c, uint8_t type, const char *data, size_t len)
 {
         if (c->conn >= 0 && frame_write(c->conn, type, data, len) < 0) {
-                close_fd(&c->conn); /* the host went away: the cell runs on, unheard */
+                init_close_fd(&c->conn); /* the host went away: the cell runs on, unheard */
                 if (c->kill_on_disconnect)
                         interrupt(c);
         }
@@ -374,7 +361,7 @@ static void pump(struct context *c, int *fd, uint8_t type)
                 if (n < 0 && errno == EAGAIN)
                         return;
                 if (n <= 0) {
-                        close_fd(fd);
+                        init_close_fd(fd);
                         return;
                 }
                 if (c->state == CTX_RUNNING)
@@ -433,7 +420,7 @@ static void pump_events(struct context *c)
                 if (n < 0 && errno == EAGAIN)
                         return;
                 if (n <= 0) {
-                        close_fd(&c->sp.ev_fd);
+                        init_close_fd(&c->sp.ev_fd);
                         return;
                 }
                 if (c->ev_len + (size_t)n > EVENT_MAX) { /* a line past any sense: dropped */
@@ -467,7 +454,7 @@ static void feed(struct context *c)
                 if (w < 0 && errno == EAGAIN)
                         return;
                 if (w <= 0) {
-                        close_fd(&c->sp.in_fd);
+                        init_close_fd(&c->sp.in_fd);
                         return;
                 }
                 c->in_off += (size_t)w;
@@ -508,7 +495,7 @@ void contexts_service(void)
                 struct pollfd p = {.fd = c->conn, .events = POLLIN};
                 char byte;
                 if (c->conn >= 0 && poll(&p, 1, 0) > 0 && read(c->conn, &byte, 1) <= 0) {
-                        close_fd(&c->conn); /* the host went away mid-run */
+                        init_close_fd(&c->conn); /* the host went away mid-run */
                         if (c->kill_on_disconnect && c->state == CTX_RUNNING)
                                 interrupt(c);
                 }

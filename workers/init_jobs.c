@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "init_spawn.h"
+#include "init_util.h"
 #include "protocol.h"
 
 #define READ_CHUNK  65536
@@ -116,36 +117,15 @@ struct job {
 static struct job jobs[JOBS_MAX];
 static unsigned next_seq, next_id;
 
-static long long wall_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static long long mono_ms(void)
-{
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void close_fd(int *fd)
-{
-        if (*fd >= 0)
-                close(*fd);
-        *fd = -1;
-}
-
 static void job_close_fds(struct job *j)
 {
         if (j->tty) { /* one master for in and out */
-                close_fd(&j->sp.out_fd);
+                init_close_fd(&j->sp.out_fd);
                 j->sp.in_fd = -1;
         } else {
-                close_fd(&j->sp.in_fd);
-                close_fd(&j->sp.out_fd);
-                close_fd(&j->sp.err_fd);
+                init_close_fd(&j->sp.in_fd);
+                init_close_fd(&j->sp.out_fd);
+                init_close_fd(&j->sp.err_fd);
         }
 }
 
@@ -241,13 +221,14 @@ static void do_start(int conn, json_t *req)
                 frame_send_error(conn, code, "%s", msg);
                 return;
         }
-        *j = (struct job){.used = true, .tty = tty, .sp = sp, .started_at = wall_ms(), .seq = next_seq++};
+        *j =
+            (struct job){.used = true, .tty = tty, .sp = sp, .started_at = init_wall_ms(), .seq = next_seq++};
         snprintf(j->id, sizeof j->id, "%c%u", tty ? 'p' : 'c', ++next_id);
         snprintf(j->label, sizeof j->label, "%s", json_string_value(json_object_get(req, "label")) ?: "");
         long long timeout = json_integer_value(json_object_get(req, "timeout_ms"));
-        j->deadline_ms = timeout > 0 ? mono_ms() + timeout : 0;
+        j->deadline_ms = timeout > 0 ? init_mono_ms() + timeout : 0;
         if (!tty)
-                close_fd(&j->sp.in_fd); /* a background command reads nothing */
+                init_close_fd(&j->sp.in_fd); /* a background command reads nothing */
         frame_send_json(conn, FRAME_RESULT, json_pack("{s:s, s:i}", "id", j->id, "pid", (int)sp.pid));
 }
 
@@ -480,7 +461,7 @@ static void drain(int *fd, struct logbuf *b)
                 if (n < 0 && errno == EAGAIN)
                         return;
                 if (n <= 0) {
-                        close_fd(fd);
+                        init_close_fd(fd);
                         return;
                 }
                 log_append(b, buf, (size_t)n);
@@ -510,7 +491,7 @@ bool jobs_reaped(pid_t pid, int status)
                 if (j->used && !j->exited && j->sp.shepherd == pid) {
                         j->exited = true;
                         j->status = status;
-                        j->ended_at = wall_ms();
+                        j->ended_at = init_wall_ms();
                         return true;
                 }
         }

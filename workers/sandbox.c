@@ -16,6 +16,7 @@
 #include "cgroup.h"
 #include "cleanup.h"
 #include "ids.h"
+#include "json_fields.h"
 #include "keys.h"
 #include "launch.h"
 #include "quota.h"
@@ -96,27 +97,16 @@ static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *i
         return 0;
 }
 
-static json_t *iso(long long ms)
-{
-        time_t s = (time_t)(ms / 1000);
-        struct tm tm;
-        gmtime_r(&s, &tm);
-        char buf[40];
-        size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-        snprintf(buf + n, sizeof buf - n, ".%03lldZ", ms % 1000);
-        return json_string(buf);
-}
-
 static json_t *record_json(const struct record *r)
 {
         json_t *meta = json_loads(r->metadata[0] ? r->metadata : "{}", 0, NULL);
-        json_t *info = json_pack("{s:s, s:s, s:s, s:o, s:s, s:o, s:{s:f, s:I, s:I}, s:b}", "id", r->id,
-                                 "status", r->status, "image", r->image, "created_at", iso(r->created_at),
-                                 "node_id", r->node_id, "metadata", meta ? meta : json_object(), "limits",
-                                 "cpu", (double)r->cpu_millis / 1000.0, "memory_mb", (json_int_t)r->memory_mb,
-                                 "disk_mb", (json_int_t)r->disk_mb, "auto_resume", r->auto_resume);
+        json_t *info = json_pack(
+            "{s:s, s:s, s:s, s:o, s:s, s:o, s:{s:f, s:I, s:I}, s:b}", "id", r->id, "status", r->status,
+            "image", r->image, "created_at", json_iso_time(r->created_at), "node_id", r->node_id, "metadata",
+            meta ? meta : json_object(), "limits", "cpu", (double)r->cpu_millis / 1000.0, "memory_mb",
+            (json_int_t)r->memory_mb, "disk_mb", (json_int_t)r->disk_mb, "auto_resume", r->auto_resume);
         if (info && strcmp(r->status, "paused") != 0)
-                json_object_set_new(info, "end_at", iso(r->end_at));
+                json_object_set_new(info, "end_at", json_iso_time(r->end_at));
         else if (info)
                 json_object_set_new(info, "end_at", json_null());
         return info;
@@ -981,16 +971,14 @@ int sandbox_pool_fill(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
         int r = redis_client_cmd(sc->redis, &len, err, "LLEN pool:%s", sc->node_id);
         if (r < 0)
                 return r;
-        int started = 0;
-        for (long long have = len->integer; have < sc->cfg->warm_pool_size; have++) {
-                if ((r = pool_add(sc, err)) < 0)
-                        return r;
-                started++;
-        }
+        long long missing = sc->cfg->warm_pool_size - len->integer;
+        /* One at a time: the master that calls this also reaps and replaces workers. */
+        if (missing > 0 && (r = pool_add(sc, err)) < 0)
+                return r;
         /* A smaller pool after a reload: the extra ones go. */
         for (long long have = len->integer; have > sc->cfg->warm_pool_size; have--)
                 sandbox_pool_drain(sc, 1);
-        return started;
+        return missing > 1 ? (int)(missing - 1) : 0;
 }
 
 int sandbox_pool_drain(struct sandbox_ctx *sc, int max)

@@ -76,9 +76,9 @@ int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, jso
  * runtime has died. Returns how many it destroyed. */
 int sandbox_sweep(struct sandbox_ctx *sc);
 
-/* The warm pool (run by the master): starts sandboxes until the node's pool holds
- * warm_pool_size (stopping extras beyond it). Returns how many it started, or -errno with err
- * set. */
+/* The warm pool (run by the master): starts one sandbox if the node's pool holds fewer than
+ * warm_pool_size (and stops extras beyond it). Returns how many are still missing, or -errno
+ * with err set. */
 int sandbox_pool_fill(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX]);
 /* Stops up to max pooled sandboxes; returns how many. */
 int sandbox_pool_drain(struct sandbox_ctx *sc, int max);

@@ -272,6 +272,23 @@ def test(fn):
     return fn
 
 
+def wait_until(cond, timeout=10, step=0.05):
+    """Polls cond until it holds (True) or the time is up (False)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return True
+        time.sleep(step)
+    return False
+
+
+def delete_all_and_expect_nothing_left(node):
+    """Deletes the admin key's sandboxes and checks the host holds nothing of them."""
+    for s in node.request("GET", "/v1/sandboxes?limit=100").json["sandboxes"]:
+        node.request("DELETE", f"/v1/sandboxes/{s['id']}")
+    expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+
+
 def expect(cond, msg="expectation failed"):
     if not cond:
         raise AssertionError(msg)

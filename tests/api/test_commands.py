@@ -5,16 +5,8 @@ import os
 import signal
 import time
 
-from harness import Node, expect, expect_error, main, test
+from harness import Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test, wait_until
 
-
-def wait_until(cond, timeout=10, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 def start(node, sid, cmd, **fields):
@@ -205,9 +197,7 @@ def pty_bad_input_is_refused(node):
 
 @test
 def nothing_is_left_on_the_host(node):
-    for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
-        node.request("DELETE", f"/v1/sandboxes/{s['id']}")
-    expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+    delete_all_and_expect_nothing_left(node)
 
 
 def setup():

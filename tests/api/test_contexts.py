@@ -5,7 +5,7 @@ import base64
 import json
 import time
 
-from harness import Node, expect, expect_error, main, parallel, test
+from harness import Node, delete_all_and_expect_nothing_left, expect, expect_error, main, parallel, test
 
 
 def run(node, sid, code, **fields):
@@ -190,12 +190,7 @@ def bad_context_requests_are_refused(node):
 
 @test
 def nothing_is_left_on_the_host(node):
-    for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
-        node.request("DELETE", f"/v1/sandboxes/{s['id']}")
-    deadline = time.time() + 5
-    while node.leftovers() and time.time() < deadline:
-        time.sleep(0.1)
-    expect(not node.leftovers(), node.leftovers())
+    delete_all_and_expect_nothing_left(node)
 
 
 def setup():

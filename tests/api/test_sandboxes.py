@@ -6,16 +6,8 @@ import signal
 import subprocess
 import time
 
-from harness import Node, expect, expect_error, main, parallel, test
+from harness import Node, expect, expect_error, main, parallel, test, wait_until
 
-
-def wait_until(cond, timeout=10, step=0.1):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 @test

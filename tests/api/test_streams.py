@@ -4,7 +4,7 @@ import http.client
 import json
 import time
 
-from harness import Node, expect, expect_error, main, test
+from harness import Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test, wait_until
 
 
 class EventStream:
@@ -45,14 +45,6 @@ class EventStream:
     def close(self):
         self.conn.close()
 
-
-def wait_until(cond, timeout=10, step=0.05):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if cond():
-            return True
-        time.sleep(step)
-    return False
 
 
 @test
@@ -133,9 +125,7 @@ def bad_stream_requests_are_refused_before_anything_runs(node):
 
 @test
 def nothing_is_left_on_the_host(node):
-    for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
-        node.request("DELETE", f"/v1/sandboxes/{s['id']}")
-    expect(wait_until(lambda: not node.leftovers(), timeout=5), node.leftovers())
+    delete_all_and_expect_nothing_left(node)
 
 
 def setup():
