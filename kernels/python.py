@@ -6,8 +6,8 @@ warren-init starts it and talks to it:
   - the cell's own output goes to stdout and stderr, as any program's;
   - structured events go to fd 3, one JSON object per line: "result" (the value of the
     cell's last expression) and "display" (figures, rich objects), each with a MIME bundle;
-    "error" (name, value, traceback); "file" (path, size) for files the cell wrote under
-    the working directory; and "done" when the cell is over.
+    "error" (name, value, traceback); and "done" when the cell is over. (warren-init itself
+    reports the files a cell wrote, for every language.)
 SIGINT interrupts a cell (KeyboardInterrupt) and keeps every variable."""
 import ast
 import base64
@@ -23,7 +23,6 @@ MIME_METHODS = (("text/html", "_repr_html_"), ("text/markdown", "_repr_markdown_
                 ("image/svg+xml", "_repr_svg_"), ("image/png", "_repr_png_"),
                 ("image/jpeg", "_repr_jpeg_"), ("application/json", "_repr_json_"),
                 ("text/latex", "_repr_latex_"))
-FILE_SCAN_MAX = 2000
 
 
 def emit(**event):
@@ -97,29 +96,6 @@ def display(*objs):
         emit(type="display", data=bundle(obj))
 
 
-def snapshot():
-    """Files under the working directory with their mtime and size (bounded)."""
-    seen = {}
-    for root, dirs, files in os.walk("."):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        for name in files:
-            path = os.path.join(root, name)
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            seen[path] = (st.st_mtime_ns, st.st_size)
-            if len(seen) >= FILE_SCAN_MAX:
-                return seen
-    return seen
-
-
-def report_files(before):
-    for path, (mtime, size) in snapshot().items():
-        if before.get(path, (None, None))[0] != mtime:
-            emit(type="file", path=os.path.abspath(path), size=size)
-
-
 def error_event(exc):
     """name, value and a traceback of the cell's own frames (never this kernel's)."""
     frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename != __file__]
@@ -173,7 +149,6 @@ def main():
         count += 1
         saved = {k: os.environ.get(k) for k in req.get("env", {})}
         os.environ.update(req.get("env", {}))
-        before = snapshot()
         started = time.monotonic()
         status = "ok"
         try:
@@ -196,10 +171,6 @@ def main():
                     os.environ[k] = v
         try:  # what the cell drew shows, even when it failed after drawing
             show_figures()
-        except Exception:
-            pass
-        try:
-            report_files(before)
         except Exception:
             pass
         emit(type="done", status=status, execution_count=count,

@@ -434,10 +434,16 @@ static int drop_capabilities(void)
         }
         if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
                 return -1;
+        /* PID 1 itself (and the shepherds it forks, which exec nothing) also keeps
+         * CAP_SYS_PTRACE, out of the bounding set so that no exec'd program regains it: it
+         * reads a context kernel's working directory (/proc/<pid>/cwd). Root inside could
+         * trace PID 1 and borrow it, but would gain nothing it lacks: every process in the
+         * sandbox is already its to signal, read or become. */
+        uint64_t own = keep | 1ULL << CAP_SYS_PTRACE;
         struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
         struct __user_cap_data_struct data[2] = {
-            {.effective = (uint32_t)keep, .permitted = (uint32_t)keep},
-            {.effective = (uint32_t)(keep >> 32), .permitted = (uint32_t)(keep >> 32)},
+            {.effective = (uint32_t)own, .permitted = (uint32_t)own},
+            {.effective = (uint32_t)(own >> 32), .permitted = (uint32_t)(own >> 32)},
         };
         return (int)syscall(SYS_capset, &hdr, data);
 }

@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "init_files.h"
 #include "init_spawn.h"
 #include "init_util.h"
 #include "protocol.h"
@@ -41,6 +42,8 @@ struct context {
         int queued_conn[QUEUE_MAX];
         json_t *queued_req[QUEUE_MAX];
         int queued;
+        struct file_snapshot files; /* under the kernel's working directory, as the run began */
+        char cwd[4096];
 };
 
 static struct context contexts[CONTEXTS_MAX];
@@ -56,6 +59,8 @@ static void close_kernel_fds(struct context *c)
 
 static void run_clear(struct context *c)
 {
+        files_snapshot_free(&c->files);
+        c->cwd[0] = 0;
         init_close_fd(&c->conn);
         free(c->in_buf);
         free(c->ev_buf);
@@ -225,6 +230,13 @@ static bool start_run(struct context *c, int conn, json_t *req)
         c->kill_on_disconnect = json_is_true(json_object_get(req, "kill_on_disconnect"));
         c->conn = conn;
         c->state = CTX_RUNNING;
+        /* The kernel's working directory now (a cell may have changed it), and its files. */
+        char link[64];
+        snprintf(link, sizeof link, "/proc/%d/cwd", (int)c->sp.pid);
+        ssize_t n_cwd = readlink(link, c->cwd, sizeof c->cwd - 1);
+        c->cwd[n_cwd > 0 ? n_cwd : 0] = 0;
+        if (c->cwd[0] == '/')
+                files_snapshot(c->cwd, &c->files);
         frame_send_json(conn, FRAME_STARTED, json_pack("{s:i}", "pid", (int)c->sp.pid));
         return true;
 }
@@ -369,11 +381,24 @@ static void pump(struct context *c, int *fd, uint8_t type)
         }
 }
 
+static void report_file(void *arg, const char *path, long long size)
+{
+        struct context *c = arg;
+        json_t *ev = json_pack("{s:s, s:s, s:I}", "type", "file", "path", path, "size", (json_int_t)size);
+        char *line = ev ? json_dumps(ev, JSON_COMPACT) : NULL;
+        json_decref(ev);
+        if (line)
+                relay(c, FRAME_EVENT, line, strlen(line));
+        free(line);
+}
+
 static void finish_run(struct context *c, json_t *done)
 {
         /* Output written before "done" is already in the pipes: it goes first. */
         pump(c, &c->sp.out_fd, FRAME_STDOUT);
         pump(c, &c->sp.err_fd, FRAME_STDERR);
+        if (c->cwd[0] == '/')
+                files_changed(&c->files, c->cwd, report_file, c);
         c->executions++;
         const char *status = json_string_value(json_object_get(done, "status"));
         json_t *code = json_object_get(done, "exit_code");

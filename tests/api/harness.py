@@ -176,7 +176,8 @@ class Node:
             if len(pids) >= n:
                 return pids
             time.sleep(0.02)
-        raise AssertionError(f"workers not back: {self.worker_pids()}")
+        raise AssertionError(f"workers not back: {self.worker_pids()}; warrend.log ends:\n"
+                             + "\n".join(self.log_text().splitlines()[-15:]))
 
     # --- requests ----------------------------------------------------------------------
     def request(self, method, path, body=None, key="admin", headers=None, https=False, raw=None, timeout=30):

@@ -92,6 +92,14 @@ def errors_name_the_line_and_files_written_are_reported(node):
     expect(js["error"]["name"] == "TypeError" and ":2" in js["error"]["traceback"], js["error"])
     files = run(node, sid, "open('report.csv', 'w').write('a,b\\n1,2\\n')")
     expect(files["files"] == [{"path": "/home/user/report.csv", "size": 8}], files)
+    # Every language's writes are seen under the directory the cell starts in (a cell that
+    # moves on is seen from there next time); unchanged files and hidden directories are not.
+    sh = run(node, sid, "mkdir -p /tmp/out && cd /tmp/out && printf abc > a.txt", language="bash")
+    sh2 = run(node, sid, "printf abcd > b.txt; mkdir -p .cache; echo x > .cache/c", language="bash")
+    expect(sh["files"] == [], sh)
+    expect(sh2["files"] == [{"path": "/tmp/out/b.txt", "size": 4}], sh2)
+    r = run(node, sid, "cat(1, file = 'r.txt')", language="r")
+    expect(r["files"] == [{"path": "/home/user/r.txt", "size": 1}], r)
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 

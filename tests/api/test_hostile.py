@@ -4,6 +4,7 @@ so a refusal is told apart from a success; /proc/self/status shows the seccomp f
 and the filter's own try-syscall tests (tests/unit/test_seccomp.c) tell its refusals apart
 from calls that merely fail."""
 import json
+import os
 import threading
 import time
 
@@ -285,8 +286,13 @@ def no_host_descriptor_reaches_the_sandbox(node):
     expect(mine == ["0", "1", "2", "3"], mine)  # 3 is ls's own directory
     # The agent holds its own: 0-2 on /dev/null, its socket, a signalfd, and this session's
     # connection and pipes; nothing of warrend's (whose descriptors run into the thousands).
-    agent = node.shell(sid, "for f in /proc/1/fd/*; do echo \"${f##*/} $(readlink $f)\"; done", user="root")
-    fds = dict(l.split(" ", 1) for l in agent.json["stdout"].splitlines() if " " in l)
+    # Seen from the host: root inside may not look (the agent holds a capability it lacks).
+    node.shell(sid, "sleep 30 >/dev/null 2>&1 &")
+    inside = node.shell(sid, "readlink /proc/1/fd/0 || echo refused", user="root").json["stdout"]
+    expect(inside == "refused\n", f"root inside must not read the agent's descriptors: {inside!r}")
+    init = [p.split()[1] for p in node.leftovers() if p.startswith("process")
+            and f"/{sid}\n" in open(f"/proc/{p.split()[1]}/cgroup").read()][0]
+    fds = {f: os.readlink(f"/proc/{init}/fd/{f}") for f in os.listdir(f"/proc/{init}/fd")}
     expect(len(fds) <= 12 and max(int(k) for k in fds) < 32, fds)
     expect(fds["0"] == fds["1"] == "/dev/null" and fds["3"].startswith("socket:"), fds)
     expect(fds["2"] == "/dev/null" or (SANITIZED and fds["2"].endswith("/logs/warrend.log")), fds)
