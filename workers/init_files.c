@@ -56,7 +56,8 @@ void files_snapshot(const char *dir, struct file_snapshot *ret)
         walking_dev = st.st_dev;
         nftw(dir, take, 16, FTW_PHYS | FTW_ACTIONRETVAL);
         walking = NULL;
-        qsort(ret->e, ret->n, sizeof *ret->e, by_path);
+        if (ret->n > 1)
+                qsort(ret->e, ret->n, sizeof *ret->e, by_path);
 }
 
 void files_changed(const struct file_snapshot *before, const char *dir,

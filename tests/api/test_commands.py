@@ -180,6 +180,24 @@ def a_pty_is_a_real_terminal_that_follows_resizes(node):
 
 
 @test
+def a_pty_timeout_ends_its_whole_tree(node):
+    sid = node.sandbox()
+    r = node.request("POST", f"/v1/sandboxes/{sid}/pty", {"cmd": "trap '' TERM HUP; (setsid sleep 311 &); sleep 312",
+                                                          "timeout_ms": 500})
+    pty = r.json["pty_id"]
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        o = node.request("POST", f"/v1/sandboxes/{sid}/pty/{pty}/output").json
+        if not o["alive"]:
+            break
+        time.sleep(0.05)
+    expect(o["alive"] is False and o["exit_code"] == 137, o)
+    left = node.shell(sid, "ps -eo args --no-headers | grep -c '^sleep 31[12]' || true")
+    expect(left.json["stdout"].strip() == "0", left.json)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def pty_bad_input_is_refused(node):
     sid = node.sandbox()
     pty = node.request("POST", f"/v1/sandboxes/{sid}/pty", {"cmd": "sleep 100"}).json["pty_id"]

@@ -119,6 +119,24 @@ def a_timeout_interrupts_the_cell_and_keeps_the_state(node):
 
 
 @test
+def the_interrupt_call_stops_a_long_cell_and_keeps_the_state(node):
+    import threading
+    sid = node.sandbox()
+    run(node, sid, "kept = 42\nimport time")
+    out = {}
+    t = threading.Thread(target=lambda: out.update(r=run(node, sid, "while True:\n    time.sleep(0.01)")))
+    t.start()
+    time.sleep(0.5)
+    i = node.request("POST", f"/v1/sandboxes/{sid}/contexts/python/interrupt")
+    expect(i.status == 200, i)
+    t.join(10)
+    expect(not t.is_alive() and out["r"]["error"]["name"] == "KeyboardInterrupt", out)
+    expect(out["r"]["timed_out"] is False, out)
+    expect(main_text(run(node, sid, "kept")) == "42", "state survives the interrupt")
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def a_context_that_dies_is_reported_and_restarts(node):
     sid = node.sandbox()
     run(node, sid, "lost = 1")
