@@ -66,6 +66,11 @@ int api_contexts_list(struct http_ctx *ctx);
 int api_contexts_restart(struct http_ctx *ctx);
 int api_contexts_interrupt(struct http_ctx *ctx);
 int api_contexts_delete(struct http_ctx *ctx);
+/* Anything that runs in a sandbox holds a request thread while it runs; a worker lets at
+ * most three quarters of its threads do so, so the rest of the API always has threads. */
+struct warren_config;
+bool api_command_slot_take(const struct warren_config *cfg);
+void api_command_slot_give(void);
 /* Whether a language has stateful contexts (a kernel in the sandbox). */
 bool api_context_language(const char *language);
 /* Runs the body's code in its context_id, or in the language's default context, answering

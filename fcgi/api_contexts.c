@@ -75,7 +75,7 @@ static int call_agent(struct http_ctx *ctx, json_t *req, const struct agent_stre
         int r =
             sandbox_exec(&sc, ctx->principal.key_id, id, req, NULL, 0, MAX_OUTPUT, wait_ms, stream, res, err);
         json_decref(req);
-        if (r < 0 && res->started) { /* a stream is open: its caller ends it */
+        if (r < 0 && ctx->responded) { /* a stream is open: its caller ends it */
                 snprintf(ctx->error, sizeof ctx->error, "%s", err);
                 return r;
         }
@@ -275,7 +275,7 @@ static json_t *execution_json(const struct run_params *p, struct agent_result *r
         if (timed_out) {
                 json_t *te = json_pack("{s:s, s:s, s:O}", "name", "TimeoutError", "value",
                                        "the run was interrupted at its timeout; the context keeps its state",
-                                       "traceback", json_object_get(error, "traceback") ?: json_string(""));
+                                       "traceback", json_object_get(error, "traceback") ?: json_null());
                 json_decref(error);
                 error = te;
         }
@@ -314,6 +314,11 @@ static int stream_frame(void *arg, int type, const char *data, size_t len)
         json_t *ev = json_loadb(data, len, 0, NULL);
         const char *kind = json_string_value(json_object_get(ev, "type")) ?: "";
         int r = 0;
+        /* An event the kernel (user code can write to its fd 3) got wrong is skipped, never
+         * the end of the stream. */
+        if (!strcmp(kind, "file") &&
+            (!json_is_string(json_object_get(ev, "path")) || !json_is_integer(json_object_get(ev, "size"))))
+                kind = "";
         if (!strcmp(kind, "result") || !strcmp(kind, "display"))
                 r = sse_event(s->ctx, "result", result_json(ev));
         else if (!strcmp(kind, "error"))
@@ -341,6 +346,9 @@ static json_t *run_request(const struct run_params *p)
         return req;
 }
 
+static int context_run(struct http_ctx *ctx, const struct run_params *params, bool default_context,
+                       bool streamed);
+
 int api_context_run(struct http_ctx *ctx, const char *language, json_t *code, json_t *env,
                     long long timeout_ms, bool streamed)
 {
@@ -355,6 +363,23 @@ int api_context_run(struct http_ctx *ctx, const char *language, json_t *code, js
             .timeout_ms = timeout_ms,
             .kill_on_disconnect = json_is_true(json_object_get(ctx->body, "kill_on_disconnect")),
         };
+        /* A run holds this thread while it runs, as a shell command does. */
+        if (!api_command_slot_take(ctx->cfg)) {
+                http_add_header(ctx, "Retry-After: 1");
+                return http_respond_error(ctx, 503,
+                                          "too many runs are in progress on this node; try again shortly");
+        }
+        int r = context_run(ctx, &p, !context_id, streamed);
+        api_command_slot_give();
+        return r;
+}
+
+static int context_run(struct http_ctx *ctx, const struct run_params *params, bool default_context,
+                       bool streamed)
+{
+        struct run_params p = *params;
+        const char *language = p.language;
+        long long timeout_ms = p.timeout_ms;
         struct sse s = {.ctx = ctx};
         struct agent_stream stream = {.on_frame = stream_frame,
                                       .on_idle = stream_idle,
@@ -364,7 +389,7 @@ int api_context_run(struct http_ctx *ctx, const char *language, json_t *code, js
         struct agent_result res;
         int r = call_agent(ctx, run_request(&p), streamed ? &stream : NULL, wait, &res);
         /* The default context is made on first use. */
-        if (r > 0 && !context_id && !strcmp(res.error_code, "not_found")) {
+        if (r > 0 && default_context && !strcmp(res.error_code, "not_found")) {
                 agent_result_clear(&res);
                 char err[JSON_ERR_MAX];
                 if ((r = call_agent(ctx, create_request(kernel_for(language), language, NULL, err), NULL,

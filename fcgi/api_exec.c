@@ -90,7 +90,7 @@ int api_check_user_and_cwd(json_t *body, const char **ret_user, const char **ret
  * three quarters of its threads run commands, so the rest of the API always has threads. */
 static int commands_in_flight;
 
-static bool command_slot_take(const struct warren_config *cfg)
+bool api_command_slot_take(const struct warren_config *cfg)
 {
         int max = cfg->threads * 3 / 4 > 0 ? cfg->threads * 3 / 4 : 1;
         if (__atomic_add_fetch(&commands_in_flight, 1, __ATOMIC_SEQ_CST) <= max)
@@ -99,7 +99,7 @@ static bool command_slot_take(const struct warren_config *cfg)
         return false;
 }
 
-static void command_slot_give(void)
+void api_command_slot_give(void)
 {
         __atomic_sub_fetch(&commands_in_flight, 1, __ATOMIC_SEQ_CST);
 }
@@ -107,7 +107,7 @@ static void command_slot_give(void)
 /* Runs the command and answers failures itself; returns 1 with *ret filled on success. */
 static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *ret)
 {
-        if (!command_slot_take(ctx->cfg)) {
+        if (!api_command_slot_take(ctx->cfg)) {
                 json_decref(a->argv);
                 http_add_header(ctx, "Retry-After: 1");
                 return http_respond_error(ctx, 503,
@@ -118,7 +118,7 @@ static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *r
                                 (json_int_t)(a->max_output ? a->max_output : MAX_OUTPUT_BYTES), "stdin",
                                 a->stdin_data != NULL, "kill_on_disconnect", a->kill_on_disconnect);
         if (!req) {
-                command_slot_give();
+                api_command_slot_give();
                 return -ENOMEM;
         }
         if (a->env)
@@ -132,7 +132,7 @@ static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *r
             sandbox_exec(&sc, ctx->principal.key_id, route_param(&ctx->params, "id"), req, a->stdin_data,
                          a->stdin_len, MAX_OUTPUT_BYTES, (int)(a->timeout_ms + 5000), a->stream, ret, err);
         json_decref(req);
-        command_slot_give();
+        api_command_slot_give();
         if (ctx->responded) { /* a stream already began: its handler ends it */
                 if (r < 0)
                         snprintf(ctx->error, sizeof ctx->error, "%s", err);

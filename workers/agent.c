@@ -20,9 +20,9 @@ static long long now_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Frames from an agent are bounded far below the protocol's maximum: warren-init sends output
- * in chunks of at most 64 KiB and small JSON otherwise. */
-#define AGENT_FRAME_MAX (128 * 1024)
+/* Frames from an agent are bounded: warren-init sends output in chunks of at most 64 KiB,
+ * and a context's event (a large figure, a table's HTML) is at most 8 MiB of JSON. */
+#define AGENT_FRAME_MAX ((8u << 20) + 4096)
 
 /* Connects without ever sleeping: a stopped agent (root inside can ptrace it) fills its
  * backlog, and a blocking connect would then wait with no limit. */

@@ -37,6 +37,7 @@ struct context {
         size_t in_len, in_off;
         char *ev_buf; /* a partial event line */
         size_t ev_len;
+        bool ev_skipping; /* inside a line too long to keep, until its newline */
         long long deadline_ms, interrupted_ms;
         /* runs waiting their turn: their connections and requests */
         int queued_conn[QUEUE_MAX];
@@ -66,6 +67,7 @@ static void run_clear(struct context *c)
         free(c->ev_buf);
         c->in_buf = c->ev_buf = NULL;
         c->in_len = c->in_off = c->ev_len = 0;
+        c->ev_skipping = false;
         c->deadline_ms = c->interrupted_ms = 0;
         c->kill_on_disconnect = false;
 }
@@ -448,16 +450,26 @@ static void pump_events(struct context *c)
                         init_close_fd(&c->sp.ev_fd);
                         return;
                 }
-                if (c->ev_len + (size_t)n > EVENT_MAX) { /* a line past any sense: dropped */
+                if (c->ev_len + (size_t)n > EVENT_MAX) {
+                        /* A line past any sense: dropped up to its end, and what follows it in
+                         * this chunk (a "done", say) is kept. */
                         c->ev_len = 0;
-                        continue;
+                        c->ev_skipping = true;
                 }
-                char *nb = realloc(c->ev_buf, c->ev_len + (size_t)n);
+                size_t from = 0;
+                if (c->ev_skipping) {
+                        char *nl = memchr(buf, '\n', (size_t)n);
+                        if (!nl)
+                                continue;
+                        from = (size_t)(nl - buf) + 1;
+                        c->ev_skipping = false;
+                }
+                char *nb = realloc(c->ev_buf, c->ev_len + (size_t)n - from + 1);
                 if (!nb)
                         return;
                 c->ev_buf = nb;
-                memcpy(c->ev_buf + c->ev_len, buf, (size_t)n);
-                c->ev_len += (size_t)n;
+                memcpy(c->ev_buf + c->ev_len, buf + from, (size_t)n - from);
+                c->ev_len += (size_t)n - from;
                 char *nl;
                 while (c->ev_buf && (nl = memchr(c->ev_buf, '\n', c->ev_len))) {
                         size_t line = (size_t)(nl - c->ev_buf);

@@ -9,10 +9,15 @@
 /* nftw takes no argument for its callback: the walk in progress (warren-init has one thread). */
 static struct file_snapshot *walking;
 static dev_t walking_dev;
+static size_t walking_visits; /* every entry counts: a million empty directories too */
+
+#define VISITS_MAX (10 * FILES_MAX)
 
 static int take(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
         const char *name = path + ftw->base;
+        if (++walking_visits > VISITS_MAX)
+                return FTW_STOP;
         if (ftw->level > 0 && name[0] == '.' && type == FTW_D)
                 return FTW_SKIP_SUBTREE; /* caches, virtualenvs, .git: not what a cell writes */
         /* Other mounts (/proc, /sys, /dev, the host's /usr) are not the cell's files. Only
@@ -54,6 +59,7 @@ void files_snapshot(const char *dir, struct file_snapshot *ret)
                 return;
         walking = ret;
         walking_dev = st.st_dev;
+        walking_visits = 0;
         nftw(dir, take, 16, FTW_PHYS | FTW_ACTIONRETVAL);
         walking = NULL;
         if (ret->n > 1)

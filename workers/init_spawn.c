@@ -279,10 +279,18 @@ static int open_io(const struct spawn_spec *spec, struct child_io *child, int ho
                 int in[2], out[2], err[2];
                 if (pipe2(in, O_CLOEXEC) < 0)
                         return -errno;
-                if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0) {
+                if (pipe2(out, O_CLOEXEC) < 0) {
                         int r = -errno;
                         close(in[0]);
                         close(in[1]);
+                        return r;
+                }
+                if (pipe2(err, O_CLOEXEC) < 0) {
+                        int r = -errno;
+                        close(in[0]);
+                        close(in[1]);
+                        close(out[0]);
+                        close(out[1]);
                         return r;
                 }
                 *child = (struct child_io){.in = in[0], .out = out[1], .err = err[1], .ev = -1};

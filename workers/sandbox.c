@@ -435,6 +435,7 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
 destroy:; /* rollback, in reverse order of what was made */
         char serr[SANDBOX_ERR_MAX];
         stop_runtime(sc, id, serr);
+        provisional_drop(sc, id); /* else the sweep would settle its counters a second time */
         uid_slot_release(sc, sc->node_id, uid_slot);
 release_slot:
         release_node_slot(sc);
@@ -564,8 +565,8 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
         freeReplyObject(r);
         if (!mine)
                 return 0;
-        if (strcmp(rec->status, "pooled") == 0)
-                return pool_forget(sc, rec);
+        if (strcmp(rec->status, "pooled") == 0 || strcmp(rec->status, "claiming") == 0)
+                return pool_forget(sc, rec); /* nobody's yet: no key's counters to settle */
         const char *cmds[][2] = {{"ZREM sandboxes:key:%s %s", rec->key_id},
                                  {"ZREM sandboxes:node:%s %s", rec->node_id}};
         for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
@@ -825,6 +826,17 @@ static bool runtime_is_dead(const char *id)
         return populated == 0;
 }
 
+/* A sandbox whose runtime is still being started (or handed out from the pool) has no
+ * process yet, or not for long: it is left to its maker until its record falls due. */
+static bool being_made(struct sandbox_ctx *sc, const char *id)
+{
+        char err[REDIS_ERR_MAX];
+        _cleanup_reply_ redisReply *r = NULL;
+        if (redis_client_cmd(sc->redis, &r, err, "HGET sandbox:%s status", id) < 0)
+                return true; /* unknown: the next sweep looks again */
+        return r->type == REDIS_REPLY_STRING && (!strcmp(r->str, "creating") || !strcmp(r->str, "claiming"));
+}
+
 int sandbox_sweep(struct sandbox_ctx *sc)
 {
         char err[SANDBOX_ERR_MAX];
@@ -837,7 +849,7 @@ int sandbox_sweep(struct sandbox_ctx *sc)
         for (size_t i = 0; i + 1 < all->elements; i += 2) {
                 const char *id = all->element[i]->str, *score = all->element[i + 1]->str;
                 bool due = strcmp(score, "inf") != 0 && strtoll(score, NULL, 10) <= now;
-                if (due || runtime_is_dead(id))
+                if (due || (runtime_is_dead(id) && !being_made(sc, id)))
                         n += sweep_one(sc, id);
         }
         return n;
@@ -915,7 +927,12 @@ static int pool_claim(struct sandbox_ctx *sc, const struct sandbox_spec *spec, c
          * the next one tried; an empty pool means a cold start. */
         for (int attempt = 0; attempt < 3; attempt++) {
                 _cleanup_reply_ redisReply *r = NULL;
-                int rc = redis_client_cmd(sc->redis, &r, err, "LPOP pool:%s", sc->node_id);
+                /* Taken off the list and marked claiming in one step: the master's audit, which
+                 * stops pooled sandboxes no longer listed, leaves it alone. */
+                char list[96];
+                snprintf(list, sizeof list, "pool:%s", sc->node_id);
+                const char *args[] = {list};
+                int rc = redis_client_script(sc->redis, &redis_script_pool_claim, 1, 1, args, &r, err);
                 if (rc < 0)
                         return rc;
                 int pid;
@@ -1015,9 +1032,16 @@ int sandbox_pool_audit(struct sandbox_ctx *sc)
                             strncmp(list->element[j]->str, id, len) == 0 && list->element[j]->str[len] == '.';
                 if (listed)
                         continue;
-                _cleanup_reply_ redisReply *status = NULL;
-                if (redis_client_cmd(sc->redis, &status, err, "HGET sandbox:%s status", id) == 0 &&
-                    status->type == REDIS_REPLY_STRING && strcmp(status->str, "pooled") == 0)
+                /* Pooled and off the list: lost. Claiming for a minute: its worker died while it
+                 * handed the sandbox out (a claim takes milliseconds). */
+                _cleanup_reply_ redisReply *f = NULL;
+                if (redis_client_cmd(sc->redis, &f, err, "HMGET sandbox:%s status claimed_at", id) < 0 ||
+                    f->elements != 2 || f->element[0]->type != REDIS_REPLY_STRING)
+                        continue;
+                const char *status = f->element[0]->str;
+                long long claimed =
+                    f->element[1]->type == REDIS_REPLY_STRING ? strtoll(f->element[1]->str, NULL, 10) : 0;
+                if (!strcmp(status, "pooled") || (!strcmp(status, "claiming") && now_ms() - claimed > 60000))
                         n += sandbox_destroy(sc, NULL, id, err) == 0;
         }
         return n;

@@ -119,6 +119,18 @@ def a_timeout_interrupts_the_cell_and_keeps_the_state(node):
 
 
 @test
+def large_results_pass_and_garbage_on_the_event_pipe_is_dropped(node):
+    sid = node.sandbox()
+    big = run(node, sid, "class Big:\n    def _repr_html_(self): return '<p>' + 'x' * 400000 + '</p>'\nBig()")
+    expect(big["error"] is None and len(big["results"][0]["html"]) == 400007, {k: big[k] for k in ("error",)})
+    # User code can write to the kernel's event pipe: a line too long to keep, or one that is
+    # not JSON, is dropped and the run still ends as it should.
+    junk = run(node, sid, "import os\nos.write(3, b'{' + b'x' * (9 << 20) + b'\\n')\nos.write(3, b'not json\\n')\n7 * 6")
+    expect(junk["error"] is None and main_text(junk) == "42", {k: junk[k] for k in ("error", "results")})
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def the_interrupt_call_stops_a_long_cell_and_keeps_the_state(node):
     import threading
     sid = node.sandbox()
