@@ -36,7 +36,7 @@ static const struct config_key config_keys[] = {
     {"redis_url", STR(redis_url)},
     {"log_level", STR(log_level)},
     {"workers", INT(workers, 0, 256)},
-    {"threads", INT(threads, 0, 4096)},
+    {"threads", INT(threads, 0, 256)},
     {"drain_timeout_s", INT(drain_timeout_s, 0, 3600)},
     {"redis_timeout_ms", INT(redis_timeout_ms, 10, 60000)},
     {"default_rate", INT(default_rate, 1, 1000000000)},
@@ -67,7 +67,7 @@ void config_defaults(struct warren_config *cfg)
         snprintf(cfg->log_level, sizeof cfg->log_level, "info");
         snprintf(cfg->cgroup_parent, sizeof cfg->cgroup_parent, "warren");
         cfg->workers = 0;
-        cfg->threads = 0;
+        cfg->threads = 64;
         cfg->drain_timeout_s = 30;
         cfg->redis_timeout_ms = 1000;
         cfg->default_rate = 50;
@@ -248,11 +248,14 @@ static void config_derive(struct warren_config *cfg)
                 long n = sysconf(_SC_NPROCESSORS_ONLN);
                 cfg->workers = n > 0 ? (int)n : 1;
         }
-        /* Automatic: about 1,600 request threads on the node, at least 64 per worker. A
-         * thread waiting on a stream costs a little memory and no cpu, and a node should
-         * hold a thousand open streams and still answer everything else. */
-        if (cfg->threads == 0)
-                cfg->threads = 1600 / cfg->workers > 64 ? 1600 / cfg->workers : 64;
+        /* Automatic: about 1,600 request threads on the node, from 64 to 256 per worker. A
+         * thread waiting on a stream costs a little memory and no cpu. The ceiling is
+         * libfcgi's: it select()s on descriptors, so a worker must stay below 1,024 of them
+         * (each thread may hold three: nginx's connection, Redis and a sandbox). */
+        if (cfg->threads == 0) {
+                int per = 1600 / cfg->workers;
+                cfg->threads = per < 64 ? 64 : per > 256 ? 256 : per;
+        }
 }
 
 int config_load(const char *path, struct warren_config *ret_cfg, char err[CONFIG_ERR_MAX])

@@ -180,6 +180,9 @@ int worker_run(const struct warren_config *cfg, int listen_fd, const char *node_
 {
         /* If the master dies, stop accepting so that a new master's socket takes over. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
+        /* Told apart from the master's other children (sandboxes, and the short-lived
+         * processes that start them, which are copies of the master until they exec). */
+        prctl(PR_SET_NAME, "warrend-worker");
         log_reset_pid();
         signal(SIGPIPE, SIG_IGN);
         sigset_t set;

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <grp.h>
 #include <signal.h>
 #include <stdio.h>
@@ -339,20 +340,38 @@ static char **argv_array(json_t *argv)
 
 /* Reads what the shepherd and the command say: the pid, then a failure if there is one
  * (the pipe closes when the command execs and the shepherd has closed its end). */
+/* The spawn pipe is read with a deadline: between its setresuid and its exec, the command's
+ * process is the user's to signal, and a user who stops it (kill -STOP -1) must not stop
+ * PID 1 with it. */
+#define SPAWN_WAIT_MS 5000
+
+static ssize_t read_within(int fd, void *buf, size_t len)
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, SPAWN_WAIT_MS) != 1)
+                return -1;
+        return read(fd, buf, len);
+}
+
 static int read_spawn(int fd, struct spawn_msg *ret_fail)
 {
         struct spawn_msg started = {0};
-        ssize_t got = read(fd, &started, sizeof started);
+        ssize_t got = read_within(fd, &started, sizeof started);
         if (got != (ssize_t)sizeof started) {
-                *ret_fail = (struct spawn_msg){.err = EPIPE, .step = "start"};
+                *ret_fail = (struct spawn_msg){.err = got < 0 ? ETIMEDOUT : EPIPE, .step = "start"};
                 return -1;
         }
         if (started.pid <= 0) {
                 *ret_fail = started;
                 return -1;
         }
-        if (read(fd, ret_fail, sizeof *ret_fail) == (ssize_t)sizeof *ret_fail)
+        ssize_t tail = read_within(fd, ret_fail, sizeof *ret_fail);
+        if (tail == (ssize_t)sizeof *ret_fail)
                 return -1;
+        if (tail < 0) {
+                *ret_fail = (struct spawn_msg){.err = ETIMEDOUT, .step = "start"};
+                return -1;
+        }
         return started.pid;
 }
 
@@ -422,6 +441,8 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *ret, const char *
         struct spawn_msg fail;
         int cmd = pid > 0 ? read_spawn(ep[0], &fail) : -1;
         close(ep[0]);
+        if (cmd < 0 && pid > 0 && fail.err == ETIMEDOUT)
+                kill(pid, SIGKILL); /* the shepherd, stuck behind a stopped child */
         if (cmd < 0) {
                 if (pid > 0) {
                         *err_code = !strcmp(fail.step, "cwd")    ? "bad_cwd"

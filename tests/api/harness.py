@@ -57,7 +57,7 @@ class Response:
 class Node:
     """One Warren node: embedded Redis, warrend and nginx, in a temporary state dir."""
 
-    def __init__(self, workers=2, threads=16, **conf):
+    def __init__(self, workers=2, threads=32, **conf):
         self.state = tempfile.mkdtemp(prefix="warren-api-")
         self.http_port = free_port()
         self.https_port = free_port()
@@ -163,7 +163,7 @@ class Node:
         for pid in children:
             try:
                 with open(f"/proc/{pid}/comm") as f:
-                    if f.read().strip() == "warrend":
+                    if f.read().strip() == "warrend-worker":
                         workers.append(pid)
             except OSError:
                 pass

@@ -232,7 +232,7 @@ def nothing_is_left_on_the_host(node):
 
 
 def setup():
-    return Node(workers=2, threads=16).start()
+    return Node(workers=2, threads=32).start()
 
 
 main(setup, lambda n: n.destroy())

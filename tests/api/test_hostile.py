@@ -131,7 +131,7 @@ def host_processes_are_invisible_and_cannot_be_traced(node):
                         "r = libc.ptrace(16, 1, 0, 0); print(\"attach1\", r, errno.errorcode.get(ctypes.get_errno()))'")
     out = r.json["stdout"]
     comms = [l.split()[1] for l in out.splitlines() if l and l.split()[0].isdigit()]
-    expect("warrend" not in comms and "nginx" not in comms and "redis-server" not in comms, comms)
+    expect("warrend" not in comms and "warrend-worker" not in comms and "nginx" not in comms and "redis-server" not in comms, comms)
     expect("attach1 -1 EPERM" in out, out)  # the agent, pid 1, belongs to root: user may not trace it
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 

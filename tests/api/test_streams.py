@@ -129,7 +129,7 @@ def nothing_is_left_on_the_host(node):
 
 
 def setup():
-    return Node(workers=2, threads=16, stream_keepalive_ms=300).start()
+    return Node(workers=2, threads=32, stream_keepalive_ms=300).start()
 
 
 main(setup, lambda n: n.destroy())
