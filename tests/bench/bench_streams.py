@@ -6,7 +6,7 @@ Opens `streams` run/stream requests through nginx (fresh bash runs that sleep, s
 a few sandboxes, kill_on_disconnect so they end when the benchmark lets go), waits until
 every one has said "start", then times GET /v1/sandboxes/:id `calls` times, and compares
 its p50 and p99 with the same call on the same node with no stream open. The node runs
-with six workers of 256 threads. Target: the p99 during stays within the usual latency.
+with twelve workers of 256 threads. Target: the p99 during stays within the usual latency.
 """
 import argparse
 import asyncio
@@ -76,9 +76,10 @@ def main():
     ap.add_argument("--streams", type=int, default=1000)
     ap.add_argument("--calls", type=int, default=300)
     args = ap.parse_args()
-    # Six workers of 256 threads: enough request threads for the streams (three quarters of
-    # each worker's may run sandbox calls), each worker below libfcgi's 1,024 descriptors.
-    node = Node(workers=6, threads=256, max_sandboxes_per_node=20).start()
+    # Twelve workers of 256 threads: three quarters of each worker's threads may run sandbox
+    # calls, connections do not spread evenly over the workers, and each worker must stay
+    # below libfcgi's 1,024 descriptors.
+    node = Node(workers=12, threads=256, max_sandboxes_per_node=20).start()
     loop = asyncio.new_event_loop()
     try:
         # Each stream is a shepherd, bash and sleep: 250 streams keep a sandbox under its pids limit.
