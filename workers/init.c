@@ -182,15 +182,9 @@ static void pump(struct session *s, int *fd, uint8_t type, long long *count)
 {
         char buf[READ_CHUNK];
         for (;;) {
-                ssize_t n = read(*fd, buf, sizeof buf);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
+                ssize_t n = init_read_some(fd, buf, sizeof buf);
+                if (n <= 0)
                         return;
-                if (n <= 0) {
-                        init_close_fd(fd);
-                        return;
-                }
                 long long room = s->max_output - *count;
                 if (room <= 0) {
                         s->truncated = true;

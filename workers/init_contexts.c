@@ -369,15 +369,9 @@ static void pump(struct context *c, int *fd, uint8_t type)
 {
         char buf[READ_CHUNK];
         for (int rounds = 0; *fd >= 0 && rounds < 16; rounds++) {
-                ssize_t n = read(*fd, buf, sizeof buf);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
+                ssize_t n = init_read_some(fd, buf, sizeof buf);
+                if (n <= 0)
                         return;
-                if (n <= 0) {
-                        init_close_fd(fd);
-                        return;
-                }
                 if (c->state == CTX_RUNNING)
                         relay(c, type, buf, (size_t)n);
         }

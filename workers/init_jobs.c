@@ -455,15 +455,9 @@ static void drain(int *fd, struct logbuf *b)
 {
         char buf[READ_CHUNK];
         for (int rounds = 0; *fd >= 0 && rounds < 16; rounds++) {
-                ssize_t n = read(*fd, buf, sizeof buf);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0 && errno == EAGAIN)
+                ssize_t n = init_read_some(fd, buf, sizeof buf);
+                if (n <= 0)
                         return;
-                if (n <= 0) {
-                        init_close_fd(fd);
-                        return;
-                }
                 log_append(b, buf, (size_t)n);
         }
 }
