@@ -40,6 +40,15 @@ int api_sandboxes_run_stream(struct http_ctx *ctx);
 /* Answers an error from workers/sandbox.c: 404, 400, 429 (quota), 409 (paused), 503 (node
  * full or Redis away, with Retry-After), else 500 with the reason. */
 int api_respond_sandbox_error(struct http_ctx *ctx, int r, const char *err);
+/* Sends req (consumed) to the sandbox named in the path, through its agent (sandbox_exec):
+ * 1 when the agent answered (*res filled; res->error_code set if it refused); 0 once an
+ * error has been answered (the sandbox is missing, paused or not answering); < 0, with
+ * ctx->error set, when a stream to the client was already open and its caller ends it. */
+struct agent_result;
+struct agent_stream;
+int api_agent_call(struct http_ctx *ctx, json_t *req, const char *stdin_data, size_t stdin_len,
+                   size_t max_output, int wait_ms, const struct agent_stream *stream,
+                   struct agent_result *res);
 /* An env object: at most 256 variables with valid names and string values of <= 32 KiB. */
 int api_check_env(json_t *env, char err[256]);
 
@@ -71,8 +80,6 @@ int api_contexts_delete(struct http_ctx *ctx);
 struct warren_config;
 bool api_command_slot_take(const struct warren_config *cfg);
 void api_command_slot_give(void);
-/* Whether a language has stateful contexts (a kernel in the sandbox). */
-bool api_context_language(const char *language);
 /* Runs the body's code in its context_id, or in the language's default context, answering
  * an Execution (or, streamed, server-sent events). */
 int api_context_run(struct http_ctx *ctx, const char *language, json_t *code, json_t *env,

@@ -50,18 +50,9 @@ static const char *job_param(struct http_ctx *ctx, const char *name)
  * once an error has been answered. */
 static int call_agent(struct http_ctx *ctx, json_t *req, struct agent_result *res)
 {
-        if (!req)
-                return http_respond_error(ctx, 500, "out of memory");
-        struct sandbox_ctx sc = {.cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis};
-        char err[SANDBOX_ERR_MAX];
-        const char *id = route_param(&ctx->params, "id");
-        int r = sandbox_exec(&sc, ctx->principal.key_id, id, req, NULL, 0, 2 * MAX_LOG_BYTES, AGENT_WAIT_MS,
-                             NULL, res, err);
-        json_decref(req);
-        if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
-                return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s", id, err);
-        if (r < 0)
-                return api_respond_sandbox_error(ctx, r, err);
+        int r = api_agent_call(ctx, req, NULL, 0, 2 * MAX_LOG_BYTES, AGENT_WAIT_MS, NULL, res);
+        if (r <= 0)
+                return r;
         if (res->error_code[0]) {
                 const char *c = res->error_code;
                 int status = !strcmp(c, "not_found")     ? 404
@@ -80,7 +71,8 @@ static int call_agent(struct http_ctx *ctx, json_t *req, struct agent_result *re
         }
         if (!res->result) {
                 agent_result_clear(res);
-                return http_respond_error(ctx, 503, "sandbox '%s' gave no answer", id);
+                return http_respond_error(ctx, 503, "sandbox '%s' gave no answer",
+                                          route_param(&ctx->params, "id"));
         }
         return 1;
 }

@@ -15,6 +15,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "json_fields.h"
+#include "languages.h"
 #include "protocol.h"
 #include "sandbox.h"
 #include "sse.h"
@@ -22,33 +23,11 @@
 #define AGENT_WAIT_MS 15000
 #define MAX_OUTPUT    (1 << 20)
 
-/* How each language's kernel starts; the kernels are in the sandbox template. */
-static const struct kernel {
-        const char *language;
-        const char *argv[5];
-} kernels[] = {
-    {"python", {"python3", "-u", "/opt/warren/kernels/python.py", NULL}},
-    {"javascript", {"node", "/opt/warren/kernels/node.js", "javascript", NULL}},
-    {"typescript", {"node", "/opt/warren/kernels/node.js", "typescript", NULL}},
-    {"bash", {"bash", "--noprofile", "--norc", "/opt/warren/kernels/bash.sh", NULL}},
-    {"r", {"Rscript", "--vanilla", "/opt/warren/kernels/r.R", NULL}},
-    {"java", {"java", "--source", "17", "/opt/warren/kernels/Kernel.java", NULL}},
-};
-
-bool api_context_language(const char *language)
+/* A language with a stateful context, or NULL. */
+static const struct language *kernel_for(const char *language)
 {
-        for (size_t i = 0; i < ELEMENTSOF(kernels); i++)
-                if (strcmp(kernels[i].language, language) == 0)
-                        return true;
-        return false;
-}
-
-static const struct kernel *kernel_for(const char *language)
-{
-        for (size_t i = 0; language && i < ELEMENTSOF(kernels); i++)
-                if (strcmp(kernels[i].language, language) == 0)
-                        return &kernels[i];
-        return NULL;
+        const struct language *l = language_find(language);
+        return l && l->kernel_argv[0] ? l : NULL;
 }
 
 static bool context_id_ok(const char *id)
@@ -62,28 +41,11 @@ static bool context_id_ok(const char *id)
         return true;
 }
 
-/* Sends req (consumed) to the agent: 1 with *res, or 0 once an error was answered. */
+/* Sends req (consumed) to the agent (see api_agent_call). */
 static int call_agent(struct http_ctx *ctx, json_t *req, const struct agent_stream *stream, int wait_ms,
                       struct agent_result *res)
 {
-        if (!req)
-                return http_respond_error(ctx, 500, "out of memory");
-        struct sandbox_ctx sc = {.cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis};
-        char err[SANDBOX_ERR_MAX];
-        const char *id = route_param(&ctx->params, "id");
-        *res = (struct agent_result){.exit_code = -1};
-        int r =
-            sandbox_exec(&sc, ctx->principal.key_id, id, req, NULL, 0, MAX_OUTPUT, wait_ms, stream, res, err);
-        json_decref(req);
-        if (r < 0 && ctx->responded) { /* a stream is open: its caller ends it */
-                snprintf(ctx->error, sizeof ctx->error, "%s", err);
-                return r;
-        }
-        if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
-                return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s", id, err);
-        if (r < 0)
-                return api_respond_sandbox_error(ctx, r, err);
-        return 1;
+        return api_agent_call(ctx, req, NULL, 0, MAX_OUTPUT, wait_ms, stream, res);
 }
 
 /* An agent ERROR as an HTTP error; 0 once answered. */
@@ -99,17 +61,17 @@ static int respond_agent_error(struct http_ctx *ctx, struct agent_result *res)
         return 0;
 }
 
-static json_t *create_request(const struct kernel *k, const char *id, json_t *body, char err[JSON_ERR_MAX])
+static json_t *create_request(const struct language *k, const char *id, json_t *body, char err[JSON_ERR_MAX])
 {
         const char *user = NULL, *cwd = NULL;
         if (body && (api_check_user_and_cwd(body, &user, &cwd, err) < 0 ||
                      api_check_env(json_object_get(body, "env"), err) < 0))
                 return NULL;
         json_t *argv = json_array();
-        for (int i = 0; k->argv[i]; i++)
-                json_array_append_new(argv, json_string(k->argv[i]));
-        json_t *req = json_pack("{s:s, s:s, s:o, s:s}", "op", "ctx_create", "language", k->language, "argv",
-                                argv, "user", user ? user : "user");
+        for (int i = 0; k->kernel_argv[i]; i++)
+                json_array_append_new(argv, json_string(k->kernel_argv[i]));
+        json_t *req = json_pack("{s:s, s:s, s:o, s:s}", "op", "ctx_create", "language", k->name, "argv", argv,
+                                "user", user ? user : "user");
         if (req && id)
                 json_object_set_new(req, "id", json_string(id));
         if (req && cwd)
@@ -142,12 +104,10 @@ int api_contexts_create(struct http_ctx *ctx)
         if (json_fields_check(ctx->body, create_fields, ELEMENTSOF(create_fields), false, err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
         const char *language = json_string_value(json_object_get(ctx->body, "language"));
-        const struct kernel *k = kernel_for(language ? language : "python");
+        const struct language *k = kernel_for(language ? language : "python");
         if (!k)
                 return http_respond_error(
-                    ctx, 400,
-                    "field 'language': no stateful context for '%.40s' (python, javascript, "
-                    "typescript, bash, r, java)",
+                    ctx, 400, "field 'language': no stateful context for '%.40s' (" LANGUAGE_NAMES ")",
                     language);
         json_t *req = create_request(k, NULL, ctx->body, err);
         if (!req)

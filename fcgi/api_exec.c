@@ -10,6 +10,7 @@
 #include "config.h"
 #include "cleanup.h"
 #include "json_fields.h"
+#include "languages.h"
 #include "protocol.h"
 #include "sandbox.h"
 #include "sse.h"
@@ -125,24 +126,14 @@ static int run(struct http_ctx *ctx, struct exec_args *a, struct agent_result *r
                 json_object_set(req, "env", a->env);
         if (a->cwd)
                 json_object_set_new(req, "cwd", json_string(a->cwd));
-        struct sandbox_ctx sc = {.cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis};
-        char err[SANDBOX_ERR_MAX];
         /* The agent enforces the timeout; the host waits a little longer, then gives up on it. */
-        int r =
-            sandbox_exec(&sc, ctx->principal.key_id, route_param(&ctx->params, "id"), req, a->stdin_data,
-                         a->stdin_len, MAX_OUTPUT_BYTES, (int)(a->timeout_ms + 5000), a->stream, ret, err);
-        json_decref(req);
+        int r = api_agent_call(ctx, req, a->stdin_data, a->stdin_len, MAX_OUTPUT_BYTES,
+                               (int)(a->timeout_ms + 5000), a->stream, ret);
         api_command_slot_give();
-        if (ctx->responded) { /* a stream already began: its handler ends it */
-                if (r < 0)
-                        snprintf(ctx->error, sizeof ctx->error, "%s", err);
-                return r < 0 ? r : 1;
-        }
-        if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
-                return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s",
-                                          route_param(&ctx->params, "id"), err);
-        if (r < 0)
-                return api_respond_sandbox_error(ctx, r, err);
+        if (r <= 0)
+                return r;
+        if (ctx->responded) /* a stream already began: its handler ends it */
+                return 1;
         if (ret->error_code[0]) {
                 int status = !strcmp(ret->error_code, "bad_cwd") || !strcmp(ret->error_code, "bad_command")
                                  ? 400
@@ -193,29 +184,6 @@ int api_sandboxes_shell(struct http_ctx *ctx)
 }
 
 /* --- run ----------------------------------------------------------------------------- */
-
-/* How each language runs code given on standard input, for fresh runs (a new interpreter per
- * run; the others go to contexts). The runners under /opt/warren/bin are part of the sandbox
- * template (they need a file to compile or run). */
-static const struct language {
-        const char *name;
-        const char *argv[4];
-} languages[] = {
-    {"python", {"python3", "-u", "-", NULL}},
-    {"javascript", {"node", "-", NULL}},
-    {"typescript", {"/opt/warren/bin/run-typescript", NULL}},
-    {"bash", {"bash", "-s", NULL}},
-    {"r", {"/opt/warren/bin/run-r", NULL}},
-    {"java", {"/opt/warren/bin/run-java", NULL}},
-};
-
-static const struct language *language_find(const char *name)
-{
-        for (size_t i = 0; i < ELEMENTSOF(languages); i++)
-                if (strcmp(languages[i].name, name) == 0)
-                        return &languages[i];
-        return NULL;
-}
 
 /* Splits "Name: value" when Name looks like an exception class (letters, digits, '_' and
  * '.'), ending in Error or Exception unless any name will do. */
@@ -286,8 +254,8 @@ static const struct json_field run_fields[] = {
     {"fresh", FIELD_BOOLEAN, false},
 };
 
-/* Checks a run request and fills a; answers the error itself (returns 0 with
- * ctx->responded) or returns 1. */
+/* Checks a run request and fills a for a fresh run (returns 1); or answers it itself: an
+ * error, or a run in a context (returns 0, or < 0 for the dispatcher's 500). */
 static int run_args(struct http_ctx *ctx, bool streamed, struct exec_args *a,
                     const struct language **ret_lang)
 {
@@ -303,23 +271,26 @@ static int run_args(struct http_ctx *ctx, bool streamed, struct exec_args *a,
         const struct language *lang = language_find(lang_name ? lang_name : "python");
         if (!lang)
                 return http_respond_error(
-                    ctx, 400,
-                    "field 'language': unknown language '%.40s' (python, javascript, typescript, "
-                    "bash, r, java)",
-                    lang_name);
+                    ctx, 400, "field 'language': unknown language '%.40s' (" LANGUAGE_NAMES ")", lang_name);
         if (json_object_get(ctx->body, "context_id") && json_is_true(json_object_get(ctx->body, "fresh")))
                 return http_respond_error(ctx, 400,
                                           "fields 'context_id' and 'fresh': a fresh run has no context");
-        if (json_object_get(ctx->body, "context_id") && !api_context_language(lang->name))
+        if (json_object_get(ctx->body, "context_id") && !lang->kernel_argv[0])
                 return http_respond_error(
                     ctx, 400, "field 'context_id': %s runs have no stateful contexts yet", lang->name);
         json_t *code = json_object_get(ctx->body, "code");
         if (json_string_length(code) > MAX_CODE_BYTES)
                 return http_respond_error(ctx, 413, "field 'code': larger than %d bytes", MAX_CODE_BYTES);
-        a->argv = json_array();
-        for (int i = 0; lang->argv[i]; i++)
-                json_array_append_new(a->argv, json_string(lang->argv[i]));
         a->env = json_object_get(ctx->body, "env");
+        /* Unless fresh (a new interpreter for this run alone), code runs in a stateful context,
+         * which answers the request itself. */
+        if (lang->kernel_argv[0] && !json_is_true(json_object_get(ctx->body, "fresh"))) {
+                int r = api_context_run(ctx, lang->name, code, a->env, a->timeout_ms, streamed);
+                return r < 0 ? r : 0;
+        }
+        a->argv = json_array();
+        for (int i = 0; lang->fresh_argv[i]; i++)
+                json_array_append_new(a->argv, json_string(lang->fresh_argv[i]));
         a->stdin_data = json_string_value(code);
         a->stdin_len = json_string_length(code);
         a->kill_on_disconnect = json_is_true(json_object_get(ctx->body, "kill_on_disconnect"));
@@ -334,12 +305,6 @@ int api_sandboxes_run(struct http_ctx *ctx)
         int r = run_args(ctx, false, &a, &lang);
         if (r <= 0)
                 return r;
-        /* fresh: a new interpreter for this run alone, sharing nothing with other runs. */
-        if (api_context_language(lang->name) && !json_is_true(json_object_get(ctx->body, "fresh"))) {
-                json_decref(a.argv);
-                return api_context_run(ctx, lang->name, json_object_get(ctx->body, "code"), a.env,
-                                       a.timeout_ms, false);
-        }
         struct agent_result res;
         r = run(ctx, &a, &res);
         if (r <= 0)
@@ -399,12 +364,6 @@ int api_sandboxes_run_stream(struct http_ctx *ctx)
         int r = run_args(ctx, true, &a, &lang);
         if (r <= 0)
                 return r;
-        /* fresh: a new interpreter for this run alone, sharing nothing with other runs. */
-        if (api_context_language(lang->name) && !json_is_true(json_object_get(ctx->body, "fresh"))) {
-                json_decref(a.argv);
-                return api_context_run(ctx, lang->name, json_object_get(ctx->body, "code"), a.env,
-                                       a.timeout_ms, true);
-        }
         struct sse s = {.ctx = ctx};
         struct agent_stream stream = {.on_frame = sse_on_frame,
                                       .on_idle = sse_on_idle,

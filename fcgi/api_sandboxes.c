@@ -51,6 +51,30 @@ int api_respond_sandbox_error(struct http_ctx *ctx, int r, const char *err)
         }
 }
 
+int api_agent_call(struct http_ctx *ctx, json_t *req, const char *stdin_data, size_t stdin_len,
+                   size_t max_output, int wait_ms, const struct agent_stream *stream,
+                   struct agent_result *res)
+{
+        *res = (struct agent_result){.exit_code = -1};
+        if (!req)
+                return http_respond_error(ctx, 500, "out of memory");
+        struct sandbox_ctx sc = ctx_of(ctx);
+        char err[SANDBOX_ERR_MAX];
+        const char *id = id_param(ctx);
+        int r = sandbox_exec(&sc, ctx->principal.key_id, id, req, stdin_data, stdin_len, max_output, wait_ms,
+                             stream, res, err);
+        json_decref(req);
+        if (r < 0 && ctx->responded) { /* a stream is open: its caller ends it */
+                snprintf(ctx->error, sizeof ctx->error, "%s", err);
+                return r;
+        }
+        if (r == -ECONNREFUSED || r == -ETIMEDOUT || r == -EPROTO)
+                return http_respond_error(ctx, 503, "sandbox '%s' is not answering: %s", id, err);
+        if (r < 0)
+                return api_respond_sandbox_error(ctx, r, err);
+        return 1;
+}
+
 /* --- checks on request fields ---------------------------------------------------------- */
 
 static bool env_name_is_valid(const char *s)

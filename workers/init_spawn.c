@@ -329,6 +329,58 @@ static void close_child_io(struct child_io *c)
         }
 }
 
+/* The host's ends; a pty's master serves as stdin and stdout both. */
+static void close_host_io(const int host[3])
+{
+        close(host[0]);
+        if (host[1] != host[0])
+                close(host[1]);
+        if (host[2] >= 0)
+                close(host[2]);
+}
+
+/* Everything the command, its shepherd and PID 1 talk through: the command's stdio, the
+ * spawn pipe, and for a kernel the events pipe. On failure nothing of it stays open. */
+static int open_channels(const struct spawn_spec *spec, struct child_io *child, int host[3], int ep[2],
+                         int ev[2], char msg[256])
+{
+        int r = open_io(spec, child, host);
+        if (r < 0) {
+                snprintf(msg, 256, "%s: %s", spec->tty ? "open a terminal" : "pipe", strerror(-r));
+                return r;
+        }
+        const char *what = "pipe";
+        ev[0] = ev[1] = -1;
+        if (pipe2(ep, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto close_io;
+        }
+        if (spec->events && pipe2(ev, O_CLOEXEC) < 0) {
+                r = -errno;
+                goto close_ep;
+        }
+        /* The events pipe belongs to the command's user, so it can also open it by name
+         * (/dev/fd/3), which is how R writes to it. */
+        what = "events pipe";
+        if (spec->events && !spec->root && fchown(ev[1], SPAWN_USER_UID, SPAWN_USER_GID) < 0) {
+                r = -errno;
+                goto close_ev;
+        }
+        child->ev = ev[1];
+        return 0;
+close_ev:
+        close(ev[0]);
+        close(ev[1]);
+close_ep:
+        close(ep[0]);
+        close(ep[1]);
+close_io:
+        close_child_io(child);
+        close_host_io(host);
+        snprintf(msg, 256, "%s: %s", what, strerror(-r));
+        return r;
+}
+
 static char **argv_array(json_t *argv)
 {
         size_t n = json_array_size(argv);
@@ -385,49 +437,10 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *ret, const char *
         }
         const char *cwd = spec->cwd ? spec->cwd : spec->root ? "/root" : "/home/user";
         struct child_io child;
-        int host[3], ep[2];
-        int r = open_io(spec, &child, host);
-        if (r < 0) {
-                snprintf(msg, 256, "%s: %s", spec->tty ? "open a terminal" : "pipe", strerror(-r));
+        int host[3], ep[2], ev[2];
+        int r = open_channels(spec, &child, host, ep, ev, msg);
+        if (r < 0)
                 return r;
-        }
-        if (pipe2(ep, O_CLOEXEC) < 0) {
-                r = -errno;
-                close_child_io(&child);
-                for (int i = 0; i < 3; i++)
-                        if (host[i] >= 0 && (i == 0 || host[i] != host[0]))
-                                close(host[i]);
-                snprintf(msg, 256, "pipe: %s", strerror(-r));
-                return r;
-        }
-        int ev[2] = {-1, -1};
-        if (spec->events && pipe2(ev, O_CLOEXEC) < 0) {
-                r = -errno;
-                close_child_io(&child);
-                close(host[0]);
-                close(host[1]);
-                close(host[2]);
-                close(ep[0]);
-                close(ep[1]);
-                snprintf(msg, 256, "pipe: %s", strerror(-r));
-                return r;
-        }
-        /* The pipe belongs to the command's user, so it can also open it by name
-         * (/dev/fd/3), which is how R writes to it. */
-        if (ev[1] >= 0 && !spec->root && fchown(ev[1], SPAWN_USER_UID, SPAWN_USER_GID) < 0) {
-                r = -errno;
-                close(ev[0]);
-                close(ev[1]);
-                close_child_io(&child);
-                close(host[0]);
-                close(host[1]);
-                close(host[2]);
-                close(ep[0]);
-                close(ep[1]);
-                snprintf(msg, 256, "events pipe: %s", strerror(-r));
-                return r;
-        }
-        child.ev = ev[1];
         char **env = build_env(spec->env, spec->root, spec->tty);
         char **argv = argv_array(spec->argv);
         pid_t pid = env && argv ? fork() : -1;
@@ -452,11 +465,7 @@ int spawn_start(const struct spawn_spec *spec, struct spawned *ret, const char *
                 } else {
                         snprintf(msg, 256, "fork: %s", strerror(fork_errno));
                 }
-                close(host[0]);
-                if (!spec->tty) {
-                        close(host[1]);
-                        close(host[2]);
-                }
+                close_host_io(host);
                 if (ev[0] >= 0)
                         close(ev[0]);
                 return -EINVAL; /* the shepherd, if any, has exited and is reaped as an orphan */
