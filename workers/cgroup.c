@@ -518,7 +518,11 @@ static int v1_freeze(struct cgroup *cg, int frozen, long long deadline_ms, char 
         int r = write_file(path, want, err);
         if (r < 0)
                 return r;
-        /* Reading freezer.state is what moves FREEZING on to FROZEN once every task stopped. */
+        /* Reading freezer.state is what moves FREEZING on to FROZEN once every task stopped.
+         * The v1 freezer can stall for good on a vfork: the child frozen before its exec, the
+         * parent waiting for it where it cannot freeze. A freeze still pending after a while
+         * is thawed for a moment (the child execs) and asked again. */
+        long long retry_at = now_ms() + 250;
         for (int delay = 1;; backoff(&delay)) {
                 r = read_file(path, state, sizeof state, err);
                 if (r < 0)
@@ -529,6 +533,16 @@ static int v1_freeze(struct cgroup *cg, int frozen, long long deadline_ms, char 
                 if (now_ms() >= deadline_ms)
                         return fail_msg(err, -ETIMEDOUT, "%s cgroup %s: still %s", frozen ? "freeze" : "thaw",
                                         cg->name, state);
+                if (frozen && now_ms() >= retry_at) {
+                        if ((r = write_file(path, "THAWED", err)) < 0)
+                                return r;
+                        int moment = 2;
+                        backoff(&moment); /* the child gets to exec */
+                        if ((r = write_file(path, want, err)) < 0)
+                                return r;
+                        retry_at = now_ms() + 250;
+                        delay = 1;
+                }
         }
 }
 
