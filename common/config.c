@@ -57,6 +57,11 @@ static const struct config_key config_keys[] = {
     {"sandbox_max_pids", INT(sandbox_max_pids, 16, 1000000)},
     {"warm_pool_size", INT(warm_pool_size, 0, 256)},
     {"stream_keepalive_ms", INT(stream_keepalive_ms, 100, 600000)},
+    {"network_bridge", STR(network_bridge)},
+    {"network_subnet", STR(network_subnet)},
+    {"network_blocked", STR(network_blocked)},
+    {"preview_domain", STR(preview_domain)},
+    {"preview_port", INT(preview_port, 1, 65535)},
 };
 
 void config_defaults(struct warren_config *cfg)
@@ -86,6 +91,10 @@ void config_defaults(struct warren_config *cfg)
         cfg->sandbox_default_cpu_millis = 1000;
         cfg->sandbox_default_timeout_ms = 300000;
         cfg->sandbox_max_pids = 1024;
+        snprintf(cfg->network_bridge, sizeof cfg->network_bridge, "warren0");
+        snprintf(cfg->network_subnet, sizeof cfg->network_subnet, "10.88.0.0/16");
+        snprintf(cfg->preview_domain, sizeof cfg->preview_domain, "warren.localhost");
+        cfg->preview_port = 443;
 }
 
 static const struct config_key *config_key_find(const char *name)

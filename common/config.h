@@ -35,6 +35,12 @@ struct warren_config {
         int sandbox_max_pids;
         int warm_pool_size;      /* ready sandboxes kept for creates that match the defaults */
         int stream_keepalive_ms; /* silence after which a stream sends a comment line */
+        /* Networks and previews */
+        char network_bridge[16];    /* the node's bridge; also names its nftables tables */
+        char network_subnet[32];    /* sandboxes' addresses; the first is the gateway */
+        char network_blocked[1024]; /* more CIDRs no sandbox may reach, comma-separated */
+        char preview_domain[128];   /* previews answer at <port>-<id>.<preview_domain> */
+        int preview_port;           /* the HTTPS port preview URLs name; 443 is left out */
 };
 
 /* Fills cfg with defaults, then the file at path (if path is non-NULL and exists), then the

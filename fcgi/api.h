@@ -31,6 +31,7 @@ int api_sandboxes_list(struct http_ctx *ctx);
 int api_sandboxes_get(struct http_ctx *ctx);
 int api_sandboxes_delete(struct http_ctx *ctx);
 int api_sandboxes_timeout(struct http_ctx *ctx);
+int api_sandboxes_network(struct http_ctx *ctx);
 int api_sandboxes_pause(struct http_ctx *ctx);
 int api_sandboxes_resume(struct http_ctx *ctx);
 int api_sandboxes_metrics(struct http_ctx *ctx);

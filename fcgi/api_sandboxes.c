@@ -10,6 +10,7 @@
 #include "cleanup.h"
 #include "config.h"
 #include "json_fields.h"
+#include "network.h"
 #include "sandbox.h"
 
 #define MAX_ENV_VARS  256
@@ -154,6 +155,7 @@ static const struct json_field create_fields[] = {
     {"timeout_ms", FIELD_INTEGER, false}, {"cpu", FIELD_NUMBER, false},
     {"memory_mb", FIELD_INTEGER, false},  {"disk_mb", FIELD_INTEGER, false},
     {"metadata", FIELD_OBJECT, false},    {"auto_resume", FIELD_BOOLEAN, false},
+    {"network", FIELD_OBJECT, false},
 };
 
 static int spec_from_body(struct http_ctx *ctx, struct sandbox_spec *spec, char err[JSON_ERR_MAX])
@@ -197,6 +199,9 @@ static int spec_from_body(struct http_ctx *ctx, struct sandbox_spec *spec, char 
         spec->auto_resume = json_is_true(json_object_get(b, "auto_resume"));
         if ((r = api_check_env(spec->env, err)) < 0 || (r = check_metadata(spec->metadata, err)) < 0)
                 return r;
+        json_t *net = json_object_get(b, "network");
+        if (net && !(spec->network = network_policy_parse(net, err)))
+                return -EINVAL;
         return 0;
 }
 
@@ -209,6 +214,7 @@ int api_sandboxes_create(struct http_ctx *ctx)
         struct sandbox_ctx sc = ctx_of(ctx);
         json_t *info;
         int r = sandbox_create(&sc, ctx->principal.key_id, &spec, &info, err);
+        json_decref(spec.network);
         if (r < 0)
                 return api_respond_sandbox_error(ctx, r, err);
         return http_respond_json(ctx, 201, info);
@@ -314,6 +320,21 @@ int api_sandboxes_timeout(struct http_ctx *ctx)
         struct sandbox_ctx sc = ctx_of(ctx);
         json_t *info;
         int r = sandbox_set_timeout(&sc, ctx->principal.key_id, id_param(ctx), timeout, &info, err);
+        return r < 0 ? api_respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
+}
+
+/* POST /v1/sandboxes/:id/network {internet?, allow_out?, deny_out?}: the whole policy, as
+ * on create; what it leaves out takes its default. */
+int api_sandboxes_network(struct http_ctx *ctx)
+{
+        char err[SANDBOX_ERR_MAX];
+        json_t *policy = network_policy_parse(ctx->body, err);
+        if (!policy)
+                return http_respond_error(ctx, 400, "%s", err);
+        struct sandbox_ctx sc = ctx_of(ctx);
+        json_t *info;
+        int r = sandbox_set_network(&sc, ctx->principal.key_id, id_param(ctx), policy, &info, err);
+        json_decref(policy);
         return r < 0 ? api_respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
 }
 

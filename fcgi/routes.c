@@ -18,6 +18,7 @@ const struct route routes[] = {
     {"GET", "/v1/sandboxes/:id", api_sandboxes_get, SCOPE_SANDBOXES, 0, 0, NULL},
     {"DELETE", "/v1/sandboxes/:id", api_sandboxes_delete, SCOPE_SANDBOXES, 0, 0, NULL},
     {"POST", "/v1/sandboxes/:id/timeout", api_sandboxes_timeout, SCOPE_SANDBOXES, 4 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/network", api_sandboxes_network, SCOPE_SANDBOXES, 64 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/pause", api_sandboxes_pause, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,
      NULL},
     {"POST", "/v1/sandboxes/:id/resume", api_sandboxes_resume, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,

@@ -33,6 +33,7 @@
 #include "config.h"
 #include "ids.h"
 #include "log.h"
+#include "network.h"
 #include "cgroup.h"
 #include "redis_client.h"
 #include "sandbox.h"
@@ -488,6 +489,12 @@ int main(int argc, char **argv)
         else if (r >= 0)
                 log_event(LOG_LEVEL_ERROR, "cgroups are not usable: sandboxes cannot start",
                           json_pack("{s:s}", "error", cgerr));
+        char nerr[NETWORK_ERR_MAX];
+        if (r >= 0 && m.sandboxes_usable && network_node_setup(&m.cfg, nerr) < 0) {
+                m.sandboxes_usable = false;
+                log_event(LOG_LEVEL_ERROR, "the sandbox network is not usable: sandboxes cannot start",
+                          json_pack("{s:s}", "error", nerr));
+        }
         char rerr[REDIS_ERR_MAX];
         if (r >= 0 && (r = redis_client_new(m.cfg.redis_url, m.cfg.redis_timeout_ms, &m.redis, rerr)) < 0)
                 snprintf(err, sizeof err, "%s", rerr);

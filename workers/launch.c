@@ -65,6 +65,7 @@ enum op_kind {
         OP_CHOWN_BASE,
         OP_OPTIONAL_MOUNT,
         OP_IDMAPPED_BIND,
+        OP_WRITE, /* data becomes the file's whole content */
 };
 
 struct op {
@@ -85,7 +86,7 @@ struct child_plan {
         char root[P];
         const char *hostname;
         long long disk_bytes;
-        int sync_fd, listen_fd, init_fd, filter_fd, env_fd, userns_fd;
+        int sync_fd, listen_fd, init_fd, filter_fd, env_fd, userns_fd, netns_fd;
         char join[8][P]; /* the cgroup files the child writes "0" into to join its group */
         int njoin;
 };
@@ -149,6 +150,16 @@ static int run_op(const struct op *op, unsigned base, int userns_fd)
                 return chown(op->dst, base, base) == 0 ? 0 : -errno;
         case OP_IDMAPPED_BIND:
                 return idmapped_bind(op, userns_fd);
+        case OP_WRITE: {
+                fd = open(op->dst, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+                if (fd < 0)
+                        return -errno;
+                size_t n = strlen(op->data);
+                ssize_t w = write(fd, op->data, n);
+                int r = w == (ssize_t)n ? 0 : w < 0 ? -errno : -EIO;
+                close(fd);
+                return r;
+        }
         }
         return -EINVAL;
 }
@@ -206,6 +217,8 @@ static int child_main(void *arg)
         struct child_args *a = arg;
         struct child_plan *p = a->plan;
         int fd = p->sync_fd;
+        if (p->netns_fd >= 0 && setns(p->netns_fd, CLONE_NEWNET) < 0)
+                child_fail(fd, errno, "join network namespace");
         for (int i = 0; i < p->njoin; i++) {
                 int r = write_proc_file(p->join[i], "0");
                 if (r < 0)
@@ -379,6 +392,27 @@ static void read_only_dir(struct plan_builder *b, const char *in_root, const cha
             ->kind = OP_OPTIONAL_MOUNT;
 }
 
+/* /etc/hosts names the sandbox (its hostname is its id) and /etc/resolv.conf points at the
+ * node's DNS forwarder. Written into the writable layer, root's inside, so that the sandbox
+ * may change them as on any machine. */
+static void etc_files(struct plan_builder *b, const struct launch_spec *s)
+{
+        struct op *op = add(b, OP_WRITE, "write /etc/hosts");
+        root_path(b, op->dst, "/etc/hosts");
+        snprintf(op->data, sizeof op->data,
+                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n",
+                 s->address ? s->address : "127.0.1.1", s->id);
+        path_in(b, OP_CHOWN_BASE, "/etc/hosts", 0, NULL, "chown /etc/hosts");
+        op = add(b, OP_WRITE, "write /etc/resolv.conf");
+        root_path(b, op->dst, "/etc/resolv.conf");
+        if (s->nameserver)
+                snprintf(op->data, sizeof op->data, "nameserver %s\noptions timeout:2 attempts:2\n",
+                         s->nameserver);
+        else
+                snprintf(op->data, sizeof op->data, "# this sandbox has no network\n");
+        path_in(b, OP_CHOWN_BASE, "/etc/resolv.conf", 0, NULL, "chown /etc/resolv.conf");
+}
+
 static int build_plan(const struct launch_spec *s, struct child_plan *p, char err[LAUNCH_ERR_MAX])
 {
         struct plan_builder b = {.p = p};
@@ -462,6 +496,7 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         path_in(&b, OP_SYMLINK, "/dev/stdin", 0, "/proc/self/fd/0", "link /dev/stdin");
         path_in(&b, OP_SYMLINK, "/dev/stdout", 0, "/proc/self/fd/1", "link /dev/stdout");
         path_in(&b, OP_SYMLINK, "/dev/stderr", 0, "/proc/self/fd/2", "link /dev/stderr");
+        etc_files(&b, s);
         if (b.overflow) {
                 snprintf(err, LAUNCH_ERR_MAX, "too many mount steps for MAX_OPS");
                 return -E2BIG;
@@ -694,6 +729,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         if (userns_fd < 0)
                 return userns_fd;
         plan->userns_fd = userns_fd;
+        plan->netns_fd = s->netns_fd;
         char cgerr[CGROUP_ERR_MAX];
         plan->njoin = cgroup_join_files(s->cgroup, plan->join, (int)ELEMENTSOF(plan->join), cgerr);
         if (plan->njoin < 0) {
@@ -712,8 +748,8 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         /* CLONE_PIDFD: the master reaps the child (CLONE_PARENT), so its pid may be reused by
          * the time a failure here kills it; the pidfd always names this child. */
         int pidfd = -1;
-        int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD |
-                    CLONE_VM | CLONE_VFORK | SIGCHLD;
+        int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | CLONE_VM |
+                    CLONE_VFORK | SIGCHLD | (s->netns_fd >= 0 ? 0 : CLONE_NEWNET);
         pid_t pid = clone(child_main, (char *)stack + stack_size, flags | (s->own_child ? 0 : CLONE_PARENT),
                           &args, &pidfd);
         int clone_errno = errno;

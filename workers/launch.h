@@ -26,6 +26,10 @@ struct launch_spec {
         unsigned uid_base;        /* host uid of root inside; 65536 ids are mapped */
         char *const *env;         /* the sandbox's environment (NAME=value), NULL-terminated */
         struct cgroup *cgroup;    /* the child joins it before anything runs */
+        int netns_fd;             /* the network namespace to join (network.c); -1: a new,
+                                     empty one (loopback only) */
+        const char *address;      /* the sandbox's address, for /etc/hosts (NULL: none) */
+        const char *nameserver;   /* for /etc/resolv.conf (NULL: none) */
         bool own_child;           /* the caller reaps it (the master); else it becomes the
                                      caller's parent's child (CLONE_PARENT: a worker's parent
                                      is the master) */

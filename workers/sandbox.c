@@ -19,6 +19,7 @@
 #include "json_fields.h"
 #include "keys.h"
 #include "launch.h"
+#include "network.h"
 #include "quota.h"
 
 struct record {
@@ -28,6 +29,8 @@ struct record {
         long long created_us; /* the listing's order: two creates in one millisecond stay in order */
         bool auto_resume;
         char metadata[SANDBOX_METADATA_MAX + 1];
+        char network[8192]; /* the egress policy, JSON */
+        char address[16];
 };
 
 static long long now_ms(void)
@@ -74,6 +77,8 @@ static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *i
                 S(status);
                 S(image);
                 S(metadata);
+                S(network);
+                S(address);
                 N(created_at);
                 N(end_at);
                 N(cpu_millis);
@@ -105,6 +110,12 @@ static json_t *record_json(const struct record *r)
             "image", r->image, "created_at", json_iso_time(r->created_at), "node_id", r->node_id, "metadata",
             meta ? meta : json_object(), "limits", "cpu", (double)r->cpu_millis / 1000.0, "memory_mb",
             (json_int_t)r->memory_mb, "disk_mb", (json_int_t)r->disk_mb, "auto_resume", r->auto_resume);
+        json_t *net = json_loads(r->network[0] ? r->network : "{}", 0, NULL);
+        if (info && json_is_object(net)) {
+                json_object_set_new(net, "address", json_string(r->address));
+                json_object_set(info, "network", net);
+        }
+        json_decref(net);
         if (info && strcmp(r->status, "paused") != 0)
                 json_object_set_new(info, "end_at", json_iso_time(r->end_at));
         else if (info)
@@ -144,9 +155,15 @@ static void release_node_slot(struct sandbox_ctx *sc)
  * one) and freed only once the sandbox's last process is gone. */
 #define UID_RANGE 65536LL
 
+/* The slot also gives the sandbox its address, so there are no more slots than addresses. */
 static long long uid_slot_count(const struct warren_config *cfg)
 {
-        return (4294967295LL - cfg->sandbox_uid_base) / UID_RANGE;
+        long long n = (4294967295LL - cfg->sandbox_uid_base) / UID_RANGE;
+        struct network net;
+        char err[NETWORK_ERR_MAX];
+        if (network_parse(cfg, &net, err) == 0 && network_slot_count(&net) < n)
+                n = network_slot_count(&net);
+        return n;
 }
 
 static int uid_slot_claim(struct sandbox_ctx *sc, long long *ret_slot, char err[SANDBOX_ERR_MAX])
@@ -171,10 +188,14 @@ static int uid_slot_claim(struct sandbox_ctx *sc, long long *ret_slot, char err[
         return -EBUSY;
 }
 
-static void uid_slot_release(struct sandbox_ctx *sc, const char *node_id, long long slot)
+/* Frees the slot, and with it the address: the sandbox's rules and link go first, so a new
+ * sandbox given the slot never finds them. Only the node the sandbox ran on holds them. */
+static void uid_slot_release(struct sandbox_ctx *sc, const char *node_id, const char *id, long long slot)
 {
         char err[REDIS_ERR_MAX];
         redisReply *r = NULL;
+        if (slot >= 0 && strcmp(node_id, sc->node_id) == 0)
+                network_sandbox_release(sc->cfg, id, slot);
         if (slot >= 0 &&
             redis_client_cmd(sc->redis, &r, err, "SETBIT node:%s:uid_slots %lld 0", node_id, slot) == 0)
                 freeReplyObject(r);
@@ -239,6 +260,18 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         char dir[PATH_MAX], tpl[PATH_MAX];
         sandbox_dir(sc, id, dir, sizeof dir);
         snprintf(tpl, sizeof tpl, "%.3000s/templates/base", sc->cfg->state_dir);
+        char nerr[NETWORK_ERR_MAX], address[16], gateway[16];
+        struct network net;
+        r = network_parse(sc->cfg, &net, nerr);
+        int netns = r < 0 ? r : network_sandbox_make(sc->cfg, id, uid_slot, nerr);
+        if (netns < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", nerr);
+                cgroup_destroy(cg, cgerr);
+                cgroup_free(cg);
+                return netns;
+        }
+        network_address_text(&net, uid_slot, address);
+        network_gateway_text(&net, gateway);
         char **env = env_array(spec->env);
         struct launch_spec ls = {
             .id = id,
@@ -250,10 +283,14 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
             .env = env,
             .cgroup = cg,
             .own_child = sc->reaps_sandboxes,
+            .netns_fd = netns,
+            .address = address,
+            .nameserver = gateway,
         };
         pid_t pid;
         char lerr[LAUNCH_ERR_MAX];
         r = sandbox_launch(&ls, &pid, lerr);
+        close(netns); /* the sandbox holds it now, or it goes with the failure */
         env_free(env);
         if (r < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", lerr);
@@ -299,6 +336,14 @@ static void record_from_spec(struct sandbox_ctx *sc, const char *key_id, const c
         snprintf(rec->image, sizeof rec->image, "%s", spec->image);
         _cleanup_free_ char *meta = spec->metadata ? json_dumps(spec->metadata, JSON_COMPACT) : NULL;
         snprintf(rec->metadata, sizeof rec->metadata, "%s", meta ? meta : "{}");
+        json_t *policy = spec->network ? json_incref(spec->network) : network_policy_default();
+        _cleanup_free_ char *net = json_dumps(policy, JSON_COMPACT);
+        json_decref(policy);
+        snprintf(rec->network, sizeof rec->network, "%s", net ? net : "{}");
+        struct network n;
+        char nerr[NETWORK_ERR_MAX];
+        if (network_parse(sc->cfg, &n, nerr) == 0)
+                network_address_text(&n, uid_slot, rec->address);
 }
 
 /* Writes the record and both indexes in one round trip (sandbox_store.lua). */
@@ -318,12 +363,12 @@ static int record_store(struct sandbox_ctx *sc, const struct record *rec, char e
         snprintf(n[7], 32, "%lld", rec->uid_slot);
         snprintf(n[8], 32, "%lld", rec->created_us);
         const char *args[] = {
-            keys[0],    keys[1],       keys[2],      rec->id,     n[8],          n[1],
-            "id",       rec->id,       "key_id",     rec->key_id, "node_id",     rec->node_id,
-            "status",   rec->status,   "image",      rec->image,  "created_at",  n[0],
-            "end_at",   n[1],          "cpu_millis", n[2],        "memory_mb",   n[3],
-            "disk_mb",  n[4],          "pid",        n[5],        "auto_resume", n[6],
-            "metadata", rec->metadata, "paused_ms",  "0",         "uid_slot",    n[7]};
+            keys[0],       keys[1],     keys[2],      rec->id,       n[8],         n[1],     "id",
+            rec->id,       "key_id",    rec->key_id,  "node_id",     rec->node_id, "status", rec->status,
+            "image",       rec->image,  "created_at", n[0],          "end_at",     n[1],     "cpu_millis",
+            n[2],          "memory_mb", n[3],         "disk_mb",     n[4],         "pid",    n[5],
+            "auto_resume", n[6],        "metadata",   rec->metadata, "paused_ms",  "0",      "uid_slot",
+            n[7],          "network",   rec->network, "address",     rec->address};
         _cleanup_reply_ redisReply *r = NULL;
         return redis_client_script(sc->redis, &redis_script_sandbox_store, 3, (int)ELEMENTSOF(args), args, &r,
                                    err);
@@ -382,7 +427,7 @@ static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, c
         if (r < 0 || (r = uid_slot_claim(sc, ret_slot, err)) < 0)
                 return r;
         if ((r = provisional_record(sc, id, key_id, *ret_slot, err)) < 0) {
-                uid_slot_release(sc, sc->node_id, *ret_slot);
+                uid_slot_release(sc, sc->node_id, id, *ret_slot);
                 return r;
         }
         struct cgroup *cg = NULL;
@@ -391,7 +436,7 @@ static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, c
         if ((r = start_runtime(sc, id, spec, *ret_slot, &cg, ret_pid, err)) < 0) {
                 remove_dir(sc, id);
                 provisional_drop(sc, id);
-                uid_slot_release(sc, sc->node_id, *ret_slot);
+                uid_slot_release(sc, sc->node_id, id, *ret_slot);
                 return -EIO;
         }
         cgroup_free(cg);
@@ -425,6 +470,13 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
                 r = start_cold(sc, spec, key_id, id, &pid, &uid_slot, err);
         if (r < 0)
                 goto release_slot;
+        /* Every runtime starts with the default policy (internet on, no lists). */
+        char nerr[NETWORK_ERR_MAX];
+        if (spec->network && (r = network_policy_apply(sc->cfg, id, uid_slot, spec->network, nerr)) < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "%s", nerr);
+                r = -EIO;
+                goto destroy;
+        }
         struct record rec;
         record_from_spec(sc, key_id, id, spec, pid, uid_slot, &rec);
         if ((r = record_store(sc, &rec, err)) < 0)
@@ -436,7 +488,7 @@ destroy:; /* rollback, in reverse order of what was made */
         char serr[SANDBOX_ERR_MAX];
         stop_runtime(sc, id, serr);
         provisional_drop(sc, id); /* else the sweep would settle its counters a second time */
-        uid_slot_release(sc, sc->node_id, uid_slot);
+        uid_slot_release(sc, sc->node_id, id, uid_slot);
 release_slot:
         release_node_slot(sc);
 release_quota:
@@ -578,7 +630,7 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
                              ran > 0 ? ran : 0) == 0)
                 freeReplyObject(r);
         release_node_slot(sc);
-        uid_slot_release(sc, rec->node_id, rec->uid_slot);
+        uid_slot_release(sc, rec->node_id, rec->id, rec->uid_slot);
         char qerr[REDIS_ERR_MAX];
         quota_release(sc->redis, rec->key_id, "sandboxes", 1, qerr);
         return 0;
@@ -644,6 +696,26 @@ int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *
                 }
         }
         if (r < 0)
+                return r;
+        freeReplyObject(rep);
+        return sandbox_get(sc, key_id, id, ret_info, err);
+}
+
+int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *policy,
+                        json_t **ret_info, char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load_active(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        char nerr[NETWORK_ERR_MAX];
+        if ((r = network_policy_apply(sc->cfg, id, rec.uid_slot, policy, nerr)) < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "%s", nerr);
+                return -EIO;
+        }
+        _cleanup_free_ char *text = json_dumps(policy, JSON_COMPACT);
+        redisReply *rep = NULL;
+        if ((r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s network %s", id, text)) < 0)
                 return r;
         freeReplyObject(rep);
         return sandbox_get(sc, key_id, id, ret_info, err);
@@ -881,7 +953,7 @@ static int pool_forget(struct sandbox_ctx *sc, const struct record *rec)
                 freeReplyObject(r);
         if (redis_client_cmd(sc->redis, &r, err, "ZREM sandboxes:node:%s %s", rec->node_id, rec->id) == 0)
                 freeReplyObject(r);
-        uid_slot_release(sc, rec->node_id, rec->uid_slot);
+        uid_slot_release(sc, rec->node_id, rec->id, rec->uid_slot);
         return 0;
 }
 

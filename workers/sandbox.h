@@ -41,6 +41,7 @@ struct sandbox_spec {
         long long disk_mb;
         json_t *metadata; /* object of strings, may be NULL */
         json_t *env;      /* object of strings, may be NULL */
+        json_t *network;  /* egress policy (network_policy_parse), NULL: the default */
         bool auto_resume;
 };
 
@@ -57,6 +58,10 @@ int sandbox_get(struct sandbox_ctx *sc, const char *key_id, const char *id, json
  * filter (NULL: no filter). */
 int sandbox_list(struct sandbox_ctx *sc, const char *key_id, const char *state, json_t *filter,
                  const char *cursor, int limit, json_t **ret_page, char err[SANDBOX_ERR_MAX]);
+/* Replaces the sandbox's egress policy (network_policy_parse) at once, connections open
+ * included. */
+int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *policy,
+                        json_t **ret_info, char err[SANDBOX_ERR_MAX]);
 int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, char err[SANDBOX_ERR_MAX]);
 int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *id, long long timeout_ms,
                         json_t **ret_info, char err[SANDBOX_ERR_MAX]);
