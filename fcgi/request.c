@@ -70,6 +70,9 @@ int http_request_parse(char **envp, struct http_request *ret_req, char err[REQUE
         req.api_key = param(envp, "HTTP_X_API_KEY");
         req.content_type = param(envp, "CONTENT_TYPE");
         req.accept = param(envp, "HTTP_ACCEPT");
+        req.host = param(envp, "SERVER_NAME");
+        req.cookie = param(envp, "HTTP_COOKIE");
+        req.preview_token = param(envp, "HTTP_X_WARREN_PREVIEW_TOKEN");
         *ret_req = req; /* the request id is wanted even when the rest is refused */
 
         if (!req.method || !*req.method || strlen(req.method) > 16) {

@@ -23,7 +23,10 @@ struct http_request {
         const char *api_key;
         const char *content_type;
         const char *accept;
-        long long content_length; /* -1 when the body length is not known in advance */
+        const char *host; /* the Host the client asked for (nginx's $host), NULL when absent */
+        const char *cookie;
+        const char *preview_token; /* X-Warren-Preview-Token */
+        long long content_length;  /* -1 when the body length is not known in advance */
 };
 
 struct http_io {

@@ -19,6 +19,13 @@ const struct route routes[] = {
     {"DELETE", "/v1/sandboxes/:id", api_sandboxes_delete, SCOPE_SANDBOXES, 0, 0, NULL},
     {"POST", "/v1/sandboxes/:id/timeout", api_sandboxes_timeout, SCOPE_SANDBOXES, 4 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/network", api_sandboxes_network, SCOPE_SANDBOXES, 64 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/expose", api_ports_expose, SCOPE_SANDBOXES, 4 * KiB, 0, NULL},
+    {"GET", "/v1/sandboxes/:id/expose", api_ports_list, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"DELETE", "/v1/sandboxes/:id/expose/:port", api_ports_close, SCOPE_SANDBOXES, 0, 0, NULL},
+    /* Reached through a preview's own host (nginx maps /.warren/auth there); the code is the
+     * credential. */
+    {"GET", "/v1/previews/auth", api_previews_auth, 0, 0, ROUTE_NO_AUTH, NULL},
+    {"GET", "/v1/previews/route", api_previews_route, 0, 0, ROUTE_NO_AUTH, NULL},
     {"POST", "/v1/sandboxes/:id/pause", api_sandboxes_pause, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,
      NULL},
     {"POST", "/v1/sandboxes/:id/resume", api_sandboxes_resume, SCOPE_SANDBOXES, 4 * KiB, ROUTE_EMPTY_BODY_OK,

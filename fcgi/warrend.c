@@ -8,6 +8,7 @@
  *                    requests: new workers get a fresh socket renamed over the old path,
  *                    then the old socket is shut down and its workers drain and exit
  *   SIGUSR1          a worker took a sandbox from the warm pool: start a replacement now
+ *   SIGUSR2          a worker changed a preview snippet: reload nginx (coalesced, preview.h)
  * It also keeps the node's heartbeat in Redis (node:<id>), so other nodes and the API can
  * see which nodes are alive, sweeps the node's expired and dead sandboxes every second,
  * and keeps the warm pool full. Sandboxes are its children, whoever started them. */
@@ -34,6 +35,7 @@
 #include "ids.h"
 #include "log.h"
 #include "network.h"
+#include "preview.h"
 #include "cgroup.h"
 #include "redis_client.h"
 #include "sandbox.h"
@@ -331,6 +333,15 @@ static int keep_pool(struct master *m)
         return missing;
 }
 
+/* Every snippet change asked for since the last reload is taken by one reload. */
+static void reload_previews(struct master *m)
+{
+        char err[PREVIEW_ERR_MAX];
+        if (preview_reload_pending(&m->cfg, m->redis, m->node_id, err) < 0)
+                log_event(LOG_LEVEL_ERROR, "nginx reload for previews failed",
+                          json_pack("{s:s}", "error", err));
+}
+
 static void reload(struct master *m)
 {
         struct warren_config cfg;
@@ -412,6 +423,7 @@ static int run(struct master *m)
         sigaddset(&set, SIGINT);
         sigaddset(&set, SIGHUP);
         sigaddset(&set, SIGUSR1);
+        sigaddset(&set, SIGUSR2);
         sigprocmask(SIG_BLOCK, &set, NULL);
         signal(SIGPIPE, SIG_IGN);
         spawn_workers(m);
@@ -419,6 +431,7 @@ static int run(struct master *m)
                   json_pack("{s:s, s:s, s:i, s:i}", "node_id", m->node_id, "socket", m->cfg.socket_path,
                             "workers", m->cfg.workers, "threads", m->cfg.threads));
         for (;;) {
+                reload_previews(m); /* first: a worker waits on it to answer an expose */
                 heartbeat(m, 0);
                 sweep(m);
                 int missing = keep_pool(m);
@@ -432,7 +445,8 @@ static int run(struct master *m)
                         reload(m);
                         break;
                 case SIGUSR1:
-                        break; /* keep_pool runs at the top of the loop */
+                case SIGUSR2:
+                        break; /* keep_pool and reload_previews run at the top of the loop */
                 case SIGTERM:
                 case SIGINT:
                         return stop(m);
@@ -502,6 +516,7 @@ int main(int argc, char **argv)
                 log_event(LOG_LEVEL_ERROR, "warrend cannot start", json_pack("{s:s}", "error", err));
                 return 1;
         }
+        preview_generation_reset(&m.cfg, m.redis, m.node_id);
         r = run(&m);
         redis_client_free(m.redis);
         return r;

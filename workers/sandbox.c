@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "launch.h"
 #include "network.h"
+#include "preview.h"
 #include "quota.h"
 
 struct record {
@@ -605,6 +606,18 @@ static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX
 
 static int pool_forget(struct sandbox_ctx *sc, const struct record *rec);
 
+/* The sandbox's previews go with it: snippets, records, and (with the next reload) nginx's
+ * routes to its address. */
+static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
+{
+        char err[PREVIEW_ERR_MAX];
+        redisReply *r = NULL;
+        if (redis_client_cmd(sc->redis, &r, err, "DEL exposed:%s", rec->id) == 0)
+                freeReplyObject(r);
+        if (strcmp(rec->node_id, sc->node_id) == 0 && preview_remove(sc->cfg, rec->id, 0) > 0)
+                preview_reload_request(sc->redis, sc->node_id, sc->pool_keeper, err);
+}
+
 /* Drops the record; only the caller whose DEL removed it settles the counters, so two
  * concurrent deletes (or a delete and the sweep) release the quota once. */
 static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
@@ -630,6 +643,7 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
                              ran > 0 ? ran : 0) == 0)
                 freeReplyObject(r);
         release_node_slot(sc);
+        previews_forget(sc, rec);
         uid_slot_release(sc, rec->node_id, rec->id, rec->uid_slot);
         char qerr[REDIS_ERR_MAX];
         quota_release(sc->redis, rec->key_id, "sandboxes", 1, qerr);
@@ -672,6 +686,22 @@ static int record_load_active(struct sandbox_ctx *sc, const char *key_id, const 
                 return r;
         snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is being deleted", ret->id);
         return -EAGAIN;
+}
+
+int sandbox_address(struct sandbox_ctx *sc, const char *key_id, const char *id, char address[16],
+                    char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load_active(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        if (strcmp(rec.node_id, sc->node_id) != 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' runs on node %s, not on this one", id,
+                         rec.node_id);
+                return -EREMOTE;
+        }
+        snprintf(address, 16, "%s", rec.address);
+        return 0;
 }
 
 int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *id, long long timeout_ms,

@@ -62,6 +62,9 @@ int sandbox_list(struct sandbox_ctx *sc, const char *key_id, const char *state, 
  * included. */
 int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *policy,
                         json_t **ret_info, char err[SANDBOX_ERR_MAX]);
+/* The sandbox's address on this node's bridge; -EREMOTE if it runs on another node. */
+int sandbox_address(struct sandbox_ctx *sc, const char *key_id, const char *id, char address[16],
+                    char err[SANDBOX_ERR_MAX]);
 int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, char err[SANDBOX_ERR_MAX]);
 int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *id, long long timeout_ms,
                         json_t **ret_info, char err[SANDBOX_ERR_MAX]);
