@@ -127,12 +127,13 @@ static void nl_raw(struct nl_req *r, const void *data, size_t len)
         r->hdr.nlmsg_len = (uint32_t)(at + NLMSG_ALIGN(len));
 }
 
-int nl_bridge_add(int nl, const char *name)
+int nl_bridge_add(int nl, const char *name, const uint8_t mac[6])
 {
         struct nl_req r;
         struct ifinfomsg ifi = {.ifi_family = AF_UNSPEC};
         nl_begin(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifi, sizeof ifi);
         nl_attr_str(&r, IFLA_IFNAME, name);
+        nl_attr(&r, IFLA_ADDRESS, mac, 6);
         struct rtattr *info = nl_nest(&r, IFLA_LINKINFO);
         nl_attr_str(&r, IFLA_INFO_KIND, "bridge");
         nl_nest_end(&r, info);
@@ -208,11 +209,14 @@ int nl_addr_add(int nl, int index, uint32_t addr, int prefix)
 int nl_route_add_default(int nl, int index, uint32_t gateway)
 {
         struct nl_req r;
+        /* onlink: the gateway is reachable on the link although no prefix of the link's
+         * address covers it. */
         struct rtmsg rtm = {.rtm_family = AF_INET,
                             .rtm_table = RT_TABLE_MAIN,
                             .rtm_protocol = RTPROT_STATIC,
                             .rtm_scope = RT_SCOPE_UNIVERSE,
-                            .rtm_type = RTN_UNICAST};
+                            .rtm_type = RTN_UNICAST,
+                            .rtm_flags = RTNH_F_ONLINK};
         nl_begin(&r, RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &rtm, sizeof rtm);
         nl_attr(&r, RTA_GATEWAY, &gateway, sizeof gateway);
         nl_attr_u32(&r, RTA_OIF, (uint32_t)index);

@@ -11,8 +11,8 @@
 
 int nl_open(void);
 
-/* A bridge named name (EEXIST if one is there). */
-int nl_bridge_add(int nl, const char *name);
+/* A bridge named name with the given MAC (EEXIST if one is there). */
+int nl_bridge_add(int nl, const char *name, const uint8_t mac[6]);
 
 /* A veth pair: host_name stays in nl's namespace; the peer, named peer_name with the given
  * MAC and interface index, is created inside the namespace netns_fd refers to. */

@@ -219,7 +219,9 @@ static int base_ruleset(const struct warren_config *cfg, const struct network *n
         const char *b = n->bridge;
         char cmds[8192];
         /* Sets, maps and per-sandbox chains are only added (kept if there); the base chains
-         * are flushed and written again, all in one transaction. */
+         * are flushed and written again, all in one transaction. What is refused is refused
+         * at once, not left to time out: a TCP reset ("connection refused", which no ICMP
+         * rate limit holds back), else ICMP administratively prohibited. */
         int len = snprintf(
             cmds, sizeof cmds,
             "add table inet %1$s\n"
@@ -230,6 +232,7 @@ static int base_ruleset(const struct warren_config *cfg, const struct network *n
             "add chain inet %1$s postrouting { type nat hook postrouting priority 95; policy accept; }\n"
             "add chain inet %1$s refuse\n"
             "flush chain inet %1$s refuse\n"
+            "add rule inet %1$s refuse meta l4proto tcp reject with tcp reset\n"
             "add rule inet %1$s refuse reject with icmpx admin-prohibited\n"
             "flush chain inet %1$s input\n"
             "flush chain inet %1$s forward\n"
@@ -240,13 +243,11 @@ static int base_ruleset(const struct warren_config *cfg, const struct network *n
             "add rule inet %1$s input iifname \"%1$s\" ip daddr %3$s udp dport 53 accept\n"
             "add rule inet %1$s input iifname \"%1$s\" ip daddr %3$s tcp dport 53 accept\n"
             "add rule inet %1$s input iifname \"%1$s\" ip daddr %3$s icmp type echo-request accept\n"
-            "add rule inet %1$s input iifname \"%1$s\" reject with icmpx admin-prohibited\n"
+            "add rule inet %1$s input iifname \"%1$s\" goto refuse\n"
             "add rule inet %1$s forward oifname \"%1$s\" ct state established,related accept\n"
-            "add rule inet %1$s forward iifname \"%1$s\" oifname \"%1$s\" reject with icmpx "
-            "admin-prohibited\n"
+            "add rule inet %1$s forward iifname \"%1$s\" oifname \"%1$s\" goto refuse\n"
             "add rule inet %1$s forward oifname \"%1$s\" drop\n"
-            "add rule inet %1$s forward iifname \"%1$s\" ip daddr @blocked reject with icmpx "
-            "admin-prohibited\n"
+            "add rule inet %1$s forward iifname \"%1$s\" ip daddr @blocked goto refuse\n"
             "add rule inet %1$s forward iifname \"%1$s\" ip saddr vmap @egress\n"
             "add rule inet %1$s forward iifname \"%1$s\" drop\n"
             "add rule inet %1$s postrouting ip saddr %4$s/%5$d oifname != \"%1$s\" masquerade\n"
@@ -291,7 +292,11 @@ int network_node_setup(const struct warren_config *cfg, char err[NETWORK_ERR_MAX
         _cleanup_close_ int nl = nl_open();
         if (nl < 0)
                 return fail(err, nl, "open rtnetlink: %s", strerror(-nl));
-        r = nl_bridge_add(nl, n.bridge);
+        /* A MAC of its own: a bridge left to choose takes its lowest port's, which changes as
+         * sandboxes come and go, and would leave the others' ARP caches pointing nowhere. */
+        uint8_t mac[6];
+        slot_mac(&n, -1, mac);
+        r = nl_bridge_add(nl, n.bridge, mac);
         if (r < 0 && r != -EEXIST)
                 return fail(err, r, "create bridge %s: %s", n.bridge, strerror(-r));
         int index = nl_link_index(nl, n.bridge);
@@ -330,6 +335,13 @@ static int netns_make(int *ret_nl, char err[NETWORK_ERR_MAX])
                 write_file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "1");
         if (r == 0)
                 write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1");
+        /* The gateway answers a packet for another sandbox with a redirect ("it is on your
+         * link"); followed, it would send the next ones past the gateway's refusal into the
+         * isolated bridge, to time out there. */
+        if (r == 0)
+                write_file("/proc/sys/net/ipv4/conf/all/accept_redirects", "0");
+        if (r == 0)
+                write_file("/proc/sys/net/ipv4/conf/default/accept_redirects", "0");
         if (setns(home, CLONE_NEWNET) < 0)
                 abort(); /* a request thread left in a sandbox's namespace must not go on */
         if (r < 0) {
@@ -379,9 +391,12 @@ static int link_plug(const struct network *n, long long slot, int netns, char er
 
 static int link_address(const struct network *n, long long slot, int inner_nl, char err[NETWORK_ERR_MAX])
 {
+        /* A /32 and an on-link default route: everything a sandbox sends, to another sandbox
+         * too, goes to the gateway, where the node's rules refuse it at once (a shared prefix
+         * would have it ask the isolated bridge for its neighbours and time out). */
         int r = nl_link_set_index(inner_nl, 1, true);
         if (r == 0)
-                r = nl_addr_add(inner_nl, 2, htonl(slot_address(n, slot)), n->prefix);
+                r = nl_addr_add(inner_nl, 2, htonl(slot_address(n, slot)), 32);
         if (r == 0)
                 r = nl_link_set_index(inner_nl, 2, true);
         if (r == 0)

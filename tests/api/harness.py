@@ -57,7 +57,10 @@ class Response:
 class Node:
     """One Warren node: embedded Redis, warrend and nginx, in a temporary state dir."""
 
+    count = 0  # nodes made by this process: each gets its own bridge and subnet
+
     def __init__(self, workers=2, threads=32, **conf):
+        Node.count += 1
         self.state = tempfile.mkdtemp(prefix="warren-api-")
         self.http_port = free_port()
         self.https_port = free_port()
@@ -75,8 +78,14 @@ class Node:
         # Node settings go in the node's warren.conf, as an operator would set them, so a
         # test can change the file and reload.
         self.cgroup_parent = f"warren-api-{self.http_port}"
+        # Nodes that exist at once (in this process, or a test and a dev node) must not share
+        # a bridge or a subnet.
+        self.bridge = f"wt{os.getpid() % 10000:04d}{Node.count % 100:02d}"
+        self.subnet_octet = 100 + (os.getpid() + Node.count) % 150
+        self.gateway = f"10.{self.subnet_octet}.0.1"
         settings = {"workers": workers, "threads": threads, "drain_timeout_s": 20,
-                    "cgroup_parent": self.cgroup_parent, **conf}
+                    "cgroup_parent": self.cgroup_parent, "network_bridge": self.bridge,
+                    "network_subnet": f"10.{self.subnet_octet}.0.0/16", **conf}
         with open(os.path.join(SRC, "etc", "warren.conf")) as f:
             text = f.read().replace("@STATE@", self.state)
         text += "\n# set by the test harness\n" + "".join(f"{k} = {v}\n" for k, v in settings.items())
@@ -215,6 +224,7 @@ class Node:
         """The warm pool's sandboxes: ids and host pids. They belong on the host while the node
         runs; a stopped node has none."""
         ids, pids = set(), set()
+        self.pool_entries = []
         sock = os.path.join(self.state, "redis", "redis.sock")
         if not os.path.exists(sock):
             return ids, pids
@@ -227,6 +237,7 @@ class Node:
             if len(parts) == 3:
                 ids.add(parts[0])
                 pids.add(parts[1])
+                self.pool_entries.append(entry)
         return ids, pids
 
     def leftovers(self):
@@ -256,12 +267,109 @@ class Node:
                 pass
         with open("/proc/mounts") as f:
             found += [f"mount {l.split()[1]}" for l in f if self.state in l]
+        found += self.network_leftovers()
+        gen = os.path.join(self.state, "nginx", "generated")
+        if os.path.isdir(gen):
+            found += [f"snippet {f}" for f in os.listdir(gen) if f != "00-generation.conf"]
         return found
+
+    def network_leftovers(self, pooled_addresses=()):
+        """The sandboxes' links, egress entries and chains on the host (the pool's excepted)."""
+        found = []
+        for link in os.listdir("/sys/class/net"):
+            if link.startswith(self.bridge + "v"):
+                found.append(f"link {link}")
+        out = subprocess.run(["nft", "-j", "list", "table", "inet", self.bridge], capture_output=True, text=True)
+        if out.returncode == 0:
+            for item in json.loads(out.stdout)["nftables"]:
+                if "chain" in item and item["chain"]["name"].startswith("sb_"):
+                    found.append(f"chain {item['chain']['name']}")
+                if "map" in item and item["map"]["name"] == "egress":
+                    for e in item["map"].get("elem", []):
+                        found.append(f"egress {e[0]}")
+        pooled = self.pooled_network()
+        return [f for f in found if f.split()[-1] not in pooled]
+
+    def sandbox_pid(self, sid):
+        """The host pid of the sandbox's warren-init, from its record."""
+        sock = os.path.join(self.state, "redis", "redis.sock")
+        out = subprocess.run(["redis-cli", "-s", sock, "--raw", "HGET", f"sandbox:{sid}", "pid"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return int(out.strip())
+
+    def pooled_network(self):
+        """Names of the warm pool's links, chains and addresses."""
+        ids, _ = self.pooled()
+        names = set()
+        for entry in self.pool_entries:
+            sid, _, slot = entry.split(".")
+            slot = int(slot)
+            names |= {f"sb_{sid}", f"{self.bridge}v{slot:x}",
+                      f"10.{self.subnet_octet}.{(slot + 2) >> 8}.{(slot + 2) & 255}"}
+        return names
 
     def create_key(self, name="t", **fields):
         r = self.request("POST", "/v1/keys", {"name": name, **fields})
         assert r.status == 201, r
         return r.json
+
+
+class OutsideHost:
+    """A host outside the node for network tests: a network namespace of the test's own,
+    joined to the host by a veth, with addresses in two documentation networks
+    (198.51.100.2 and 203.0.113.2) and a server on each (outside_server.py). Sandboxes reach
+    it as they would the internet: forwarded and masqueraded by the node."""
+
+    ADDRESSES = ("198.51.100.2", "203.0.113.2")
+    PORT = 8080
+
+    def __init__(self):
+        self.name = f"wtx{os.getpid() % 100000}"
+        self.dir = tempfile.mkdtemp(prefix="warren-outside-")
+        self.servers = []
+        run = lambda *a: subprocess.run(a, check=True, capture_output=True)
+        run("ip", "netns", "add", self.name)
+        run("ip", "link", "add", self.name, "type", "veth", "peer", "name", "eth0", "netns", self.name)
+        for host_side in ("198.51.100.1/24", "203.0.113.1/24"):
+            run("ip", "addr", "add", host_side, "dev", self.name)
+        run("ip", "link", "set", self.name, "up")
+        inside = ["nsenter", f"--net=/run/netns/{self.name}"]
+        for a in self.ADDRESSES:
+            run(*inside, "ip", "addr", "add", f"{a}/24", "dev", "eth0")
+        run(*inside, "ip", "link", "set", "eth0", "up")
+        run(*inside, "ip", "link", "set", "lo", "up")
+        run(*inside, "ip", "route", "add", "default", "via", "198.51.100.1")
+        for a in self.ADDRESSES:
+            self.servers.append(subprocess.Popen(
+                [*inside, sys.executable, os.path.join(os.path.dirname(__file__), "outside_server.py"),
+                 a, str(self.PORT), self.udp_log(a)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for a in self.ADDRESSES:
+            assert wait_until(lambda: self._answers(a), timeout=10), f"outside server {a} did not start"
+
+    def udp_log(self, address):
+        return os.path.join(self.dir, f"udp-{address}.log")
+
+    def udp_received(self, address):
+        try:
+            with open(self.udp_log(address)) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+    def _answers(self, address):
+        try:
+            with socket.create_connection((address, self.PORT), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def close(self):
+        for p in self.servers:
+            p.kill()
+            p.wait()
+        subprocess.run(["ip", "link", "del", self.name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 # --- running tests --------------------------------------------------------------------
