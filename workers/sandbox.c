@@ -606,16 +606,20 @@ static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX
 
 static int pool_forget(struct sandbox_ctx *sc, const struct record *rec);
 
-/* The sandbox's previews go with it: snippets, records, and (with the next reload) nginx's
- * routes to its address. */
+/* The sandbox's previews go with it: snippets, records, and nginx's routes to its address. */
 static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
 {
         char err[PREVIEW_ERR_MAX];
         redisReply *r = NULL;
         if (redis_client_cmd(sc->redis, &r, err, "DEL exposed:%s", rec->id) == 0)
                 freeReplyObject(r);
-        if (strcmp(rec->node_id, sc->node_id) == 0 && preview_remove(sc->cfg, rec->id, 0) > 0)
-                preview_reload_request(sc->redis, sc->node_id, sc->pool_keeper, err);
+        if (strcmp(rec->node_id, sc->node_id) != 0 || preview_remove(sc->cfg, rec->id, 0) == 0)
+                return;
+        /* A worker answers the delete once nginx no longer routes to the address (a request
+         * would wait on it for a connect timeout); the master reloads on its next turn. */
+        long long gen = preview_reload_request(sc->redis, sc->node_id, sc->pool_keeper, err);
+        if (gen > 0 && sc->pool_keeper > 0)
+                preview_reload_wait(sc->redis, sc->node_id, gen, 5000, err);
 }
 
 /* Drops the record; only the caller whose DEL removed it settles the counters, so two

@@ -1,0 +1,142 @@
+"""Benchmark: previews through nginx, against references measured in the same run.
+
+  python3 tests/bench/bench_previews.py [--rounds 50] [--seconds 5]
+
+1. From the expose call to the first proxied byte: POST /v1/sandboxes/:id/expose, then a
+   GET on a new HTTPS connection to the preview host until the sandbox's answer arrives.
+   p50 and p99 over --rounds exposes (each port closed again first). Also the time nginx
+   takes to load the snippet (the master's reload log). Target: p50 under 100 ms.
+2. Throughput of a 1 MiB response over keep-alive, through the preview (plain HTTP on the
+   node's port, so that TLS is not what is measured) against the same server reached
+   directly on the sandbox's address: wrk, one connection each way, --seconds each.
+   Target: >= 0.7 of direct.
+3. Cold create with networking (warm_pool_size = 0), p50 over --rounds, for comparison with
+   the runtime's figure before sandboxes had a network.
+"""
+import argparse
+import json
+import os
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
+from harness import Node, wait_until  # noqa: E402
+
+SERVER = r'''
+import http.server, socketserver, sys
+BIG = b"x" * (1 << 20)
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = BIG if self.path == "/big" else b"ok"
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    def server_bind(self):  # no reverse lookup of the address
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "sandbox", self.server_address[1]
+S(("0.0.0.0", int(sys.argv[1])), H).serve_forever()
+'''
+
+
+def pct(values, p):
+    v = sorted(values)
+    return v[min(len(v) - 1, int(round(p / 100 * (len(v) - 1))))]
+
+
+def get_once(node, host, token=None):
+    """One GET / on a new TLS connection; True once the sandbox answered."""
+    ctx = ssl.create_default_context(cafile=os.path.join(node.state, "tls", "preview.crt"))
+    with socket.create_connection(("127.0.0.1", node.https_port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            s.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            data = b""
+            while chunk := s.recv(65536):
+                data += chunk
+            return data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok")
+
+
+def expose_to_first_byte(node, sid, port, rounds):
+    host = f"{port}-{sid}.warren.localhost"
+    out = []
+    for _ in range(rounds):
+        node.request("DELETE", f"/v1/sandboxes/{sid}/expose/{port}")
+        t0 = time.perf_counter()
+        r = node.request("POST", f"/v1/sandboxes/{sid}/expose", {"port": port, "public": True})
+        assert r.status == 200, r
+        while not get_once(node, host):
+            pass
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def wrk(url, seconds, host=None):
+    cmd = ["wrk", "-t1", "-c1", f"-d{seconds}s", url]
+    if host:
+        cmd[1:1] = ["-H", f"Host: {host}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
+    scale = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[m.group(2)]
+    return float(m.group(1)) * scale / (1 << 20)
+
+
+def cold_creates(rounds):
+    node = Node(workers=2, threads=32, warm_pool_size=0).start()
+    try:
+        out = []
+        for _ in range(rounds):
+            t0 = time.perf_counter()
+            r = node.request("POST", "/v1/sandboxes", {})
+            out.append((time.perf_counter() - t0) * 1000)
+            assert r.status == 201, r
+            node.request("DELETE", f"/v1/sandboxes/{r.json['id']}")
+        return out
+    finally:
+        node.destroy()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=50)
+    ap.add_argument("--seconds", type=int, default=5)
+    args = ap.parse_args()
+    node = Node(workers=2, threads=64).start()
+    try:
+        sid = node.request("POST", "/v1/sandboxes", {}).json["id"]
+        node.shell(sid, f"cat > /tmp/server.py <<'EOF'\n{SERVER}\nEOF")
+        node.request("POST", f"/v1/sandboxes/{sid}/commands", {"cmd": "python3 /tmp/server.py 8000"})
+        address = node.request("GET", f"/v1/sandboxes/{sid}").json["network"]["address"]
+        assert wait_until(lambda: node.shell(sid, "curl -s localhost:8000/").json["stdout"] == "ok", timeout=20)
+
+        times = expose_to_first_byte(node, sid, 8000, args.rounds)
+        log = open(os.path.join(node.state, "logs", "warrend.log")).read()
+        reloads = [int(m) for m in re.findall(r'"nginx reloaded for previews".*?"ms":(\d+)', log)]
+        print(f"expose -> first proxied byte: p50 {pct(times, 50):.1f} ms, p99 {pct(times, 99):.1f} ms "
+              f"({args.rounds} exposes; target p50 < 100 ms)")
+        print(f"  nginx reload that brings the snippet: p50 {pct(reloads, 50)} ms, p99 {pct(reloads, 99)} ms "
+              f"({len(reloads)} reloads; until then the fallback route serves)")
+
+        node.request("POST", f"/v1/sandboxes/{sid}/expose", {"port": 8000, "public": True})
+        time.sleep(1)
+        host = f"8000-{sid}.warren.localhost"
+        direct = wrk(f"http://{address}:8000/big", args.seconds)
+        preview = wrk(f"http://127.0.0.1:{node.http_port}/big", args.seconds, host=host)
+        print(f"1 MiB responses, keep-alive, one connection: preview {preview:.0f} MiB/s, direct {direct:.0f} MiB/s, "
+              f"ratio {preview / direct:.2f} (target >= 0.7)")
+    finally:
+        node.destroy()
+    creates = cold_creates(args.rounds)
+    print(f"cold create with networking: p50 {pct(creates, 50):.2f} ms, p99 {pct(creates, 99):.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
