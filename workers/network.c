@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cleanup.h"
@@ -146,6 +147,9 @@ static void mac_text(const uint8_t mac[6], char out[18])
 static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct nft_ctx *nft;
 
+/* Workers change the ruleset from several processes at once, and libnftables reads the
+ * kernel's ruleset into its cache before each change; a read that another process's change
+ * interrupts fails, so a failed run is tried again a few times before it counts. */
 static int nft_run(const char *cmds, char err[NETWORK_ERR_MAX])
 {
         pthread_mutex_lock(&nft_lock);
@@ -157,16 +161,17 @@ static int nft_run(const char *cmds, char err[NETWORK_ERR_MAX])
                 }
         }
         int r = -ENOMEM;
-        if (nft) {
+        for (int attempt = 0; nft && attempt < 5; attempt++) {
+                if (attempt)
+                        nanosleep(&(struct timespec){.tv_nsec = attempt * 2000000L}, NULL);
                 r = nft_run_cmd_from_buffer(nft, cmds) == 0 ? 0 : -EINVAL;
-                if (r < 0) {
-                        const char *e = nft_ctx_get_error_buffer(nft);
-                        fail(err, r, "nftables: %.200s", e && *e ? e : "refused the change");
-                        /* the first line says enough; keep the message on one line */
-                        for (char *c = err; *c; c++)
-                                if (*c == '\n')
-                                        *c = ' ';
-                }
+                if (r == 0)
+                        break;
+                const char *e = nft_ctx_get_error_buffer(nft);
+                fail(err, r, "nftables: %.200s", e && *e ? e : "refused the change");
+                for (char *c = err; *c; c++) /* one line in the log */
+                        if (*c == '\n')
+                                *c = ' ';
         }
         pthread_mutex_unlock(&nft_lock);
         return r;
