@@ -63,8 +63,9 @@ static int auth_code_new(struct http_ctx *ctx, const char *id, int port, const c
                 snprintf(err, PREVIEW_ERR_MAX, "no randomness for the preview link");
                 return -EIO;
         }
-        _cleanup_free_ char *value =
-            json_dumps(json_pack("{s:s, s:i, s:s}", "id", id, "port", port, "token", token), JSON_COMPACT);
+        json_t *v = json_pack("{s:s, s:i, s:s}", "id", id, "port", port, "token", token);
+        _cleanup_free_ char *value = v ? json_dumps(v, JSON_COMPACT) : NULL;
+        json_decref(v);
         redisReply *r = NULL;
         char rerr[REDIS_ERR_MAX];
         if (!value || redis_client_cmd(ctx->redis, &r, rerr, "SET preview_code:%s %s EX %d", code, value,
