@@ -3,6 +3,9 @@
 #include "json_fields.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -215,4 +218,37 @@ json_t *json_iso_time(long long ms)
         size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
         snprintf(buf + n, sizeof buf - n, ".%03lldZ", ms % 1000);
         return json_string(buf);
+}
+
+json_t *json_base64(const char *data, size_t len)
+{
+        char *b64 = malloc(len / 3 * 4 + 5);
+        if (!b64)
+                return NULL;
+        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)len);
+        json_t *s = json_string(b64);
+        free(b64);
+        return s;
+}
+
+int json_base64_decode(const char *s, size_t n, char **ret, size_t *ret_len)
+{
+        if (n % 4 != 0 || n > (size_t)INT32_MAX)
+                return -EINVAL;
+        size_t pad = n && s[n - 1] == '=' ? (n > 1 && s[n - 2] == '=' ? 2 : 1) : 0;
+        for (size_t i = 0; i < n - pad; i++)
+                if (!((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+                      (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/'))
+                        return -EINVAL;
+        char *out = malloc(n / 4 * 3 + 1);
+        if (!out)
+                return -ENOMEM;
+        int got = n ? EVP_DecodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n) : 0;
+        if (got < 0) {
+                free(out);
+                return -EINVAL;
+        }
+        *ret = out;
+        *ret_len = (size_t)got - pad; /* EVP_DecodeBlock counts the padding as zero bytes */
+        return 0;
 }

@@ -52,3 +52,10 @@ void utf8_sanitize(char *s);
 
 /* A time (ms since the epoch) as the API writes it: "2026-11-22T01:02:03.456Z". */
 json_t *json_iso_time(long long ms);
+
+/* Bytes as a base64 JSON string (NULL when out of memory). */
+json_t *json_base64(const char *data, size_t len);
+
+/* Decodes standard base64 (padded, no whitespace) into a new buffer. -EINVAL if s is not
+ * base64, -ENOMEM. */
+int json_base64_decode(const char *s, size_t n, char **ret, size_t *ret_len);

@@ -71,7 +71,7 @@ static int check_scope(struct http_ctx *ctx)
 
 static int read_json_body(struct http_ctx *ctx)
 {
-        if (ctx->route->body_limit == 0)
+        if (ctx->route->body_limit == 0 || (ctx->route->flags & ROUTE_RAW_BODY))
                 return 0; /* routes without a body ignore one, as HTTP allows */
         _cleanup_free_ char *buf = NULL;
         size_t len;

@@ -15,6 +15,7 @@ struct error_family;
 enum route_flags {
         ROUTE_NO_AUTH = 1 << 0,       /* public: no API key (health) */
         ROUTE_EMPTY_BODY_OK = 1 << 1, /* a JSON route that accepts no body as {} */
+        ROUTE_RAW_BODY = 1 << 2,      /* the handler reads the body itself, as it streams */
 };
 
 struct route {

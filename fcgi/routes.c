@@ -21,6 +21,23 @@ const struct route routes[] = {
     {"POST", "/v1/sandboxes/:id/network", api_sandboxes_network, SCOPE_SANDBOXES, 64 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/expose", api_ports_expose, SCOPE_SANDBOXES, 4 * KiB, 0, NULL},
     {"GET", "/v1/sandboxes/:id/expose", api_ports_list, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/list", api_fs_list, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/stat", api_fs_stat, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/info", api_fs_info, SCOPE_SANDBOXES, 8 * 1024 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/mkdir", api_fs_mkdir, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/move", api_fs_move, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/remove", api_fs_remove, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/chmod", api_fs_chmod, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/read", api_fs_read, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/read_bytes", api_fs_read_bytes, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    /* 32 MiB of content, as text (with room for escapes) or as base64 */
+    {"POST", "/v1/sandboxes/:id/fs/write", api_fs_write, SCOPE_SANDBOXES, 48 * 1024 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/write_bytes", api_fs_write_bytes, SCOPE_SANDBOXES, 44 * 1024 * KiB, 0,
+     NULL},
+    /* Raw transfers stream: no size limit but the sandbox's disk. */
+    {"GET", "/v1/sandboxes/:id/fs/raw", api_fs_download, SCOPE_SANDBOXES, 0, 0, NULL},
+    {"PUT", "/v1/sandboxes/:id/fs/raw", api_fs_upload, SCOPE_SANDBOXES, (size_t)1 << 50, ROUTE_RAW_BODY,
+     NULL},
     {"DELETE", "/v1/sandboxes/:id/expose/:port", api_ports_close, SCOPE_SANDBOXES, 0, 0, NULL},
     /* Reached through a preview's own host (nginx maps /.warren/auth there); the code is the
      * credential. */

@@ -80,6 +80,21 @@ static int outbuf_request(struct outbuf *o, json_t *request, const char *stdin_d
         return r;
 }
 
+/* The next chunk of streamed input, framed, in place of what went out before. */
+static int next_input(struct outbuf *o, const struct agent_stream *stream, bool *open)
+{
+        static __thread char chunk[65536];
+        o->len = o->off = 0;
+        long n = stream->read_input(stream->arg, chunk, sizeof chunk);
+        if (n < 0)
+                return -EIO;
+        if (n == 0) {
+                *open = false;
+                return outbuf_frame(o, FRAME_STDIN_EOF, NULL, 0);
+        }
+        return outbuf_frame(o, FRAME_STDIN, chunk, (size_t)n);
+}
+
 /* Sends what the socket takes now; -EPIPE when the agent went away. */
 static int outbuf_flush(struct outbuf *o, int fd)
 {
@@ -202,7 +217,10 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
          * read as it comes, so neither side can wedge the other with full buffers. */
         long long deadline = now_ms() + deadline_ms;
         int done = 0;
+        bool input_open = stream && stream->read_input;
         while (!done) {
+                if (input_open && out.off == out.len && (r = next_input(&out, stream, &input_open)) < 0)
+                        break;
                 long long left = deadline - now_ms();
                 if (left <= 0) {
                         r = -ETIMEDOUT;
@@ -221,8 +239,15 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
                         r = -ECONNABORTED;
                         break;
                 }
-                if ((p.revents & POLLOUT) && (r = outbuf_flush(&out, fd)) < 0)
-                        break;
+                if ((p.revents & POLLOUT) && (r = outbuf_flush(&out, fd)) < 0) {
+                        if (!(stream && stream->read_input))
+                                break;
+                        /* The agent stopped reading a streamed input (it failed: a full disk,
+                         * a refused path); what it said about it is still to be read. */
+                        out.off = out.len;
+                        input_open = false;
+                        r = 0;
+                }
                 if (!(p.revents & (POLLIN | POLLHUP | POLLERR)))
                         continue;
                 struct frame f;
@@ -251,6 +276,8 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
                         snprintf(err, AGENT_ERR_MAX, "the sandbox's agent broke off the session");
                 else if (r == -ECONNABORTED)
                         snprintf(err, AGENT_ERR_MAX, "the client went away");
+                else if (r == -EIO)
+                        snprintf(err, AGENT_ERR_MAX, "the upload broke off before its end");
                 return r == -EPIPE ? -EPROTO : r;
         }
         if (!res.out)

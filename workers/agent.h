@@ -33,6 +33,10 @@ struct agent_stream {
         int (*on_idle)(void *arg);
         int idle_ms;
         void *arg;
+        /* Input that streams (an upload): read_input fills up to n bytes and returns the
+         * count, 0 at its end, < 0 on failure (the call ends with -EIO). Called only when
+         * what was read before has gone out, so one chunk is held at a time. */
+        long (*read_input)(void *arg, char *buf, size_t n);
 };
 
 /* Runs request ({"op":"exec", argv, env, cwd, user, timeout_ms, max_output}, or any other

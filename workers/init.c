@@ -37,6 +37,7 @@
 #include <linux/seccomp.h>
 
 #include "init_contexts.h"
+#include "init_fs.h"
 #include "init_jobs.h"
 #include "init_spawn.h"
 #include "init_util.h"
@@ -160,6 +161,8 @@ static void handle_request(struct session *s, struct frame *f)
                 answer_ping(s);
         } else if (jobs_handle(s->conn, op, req)) {
                 session_end(s);
+        } else if (fs_handle(s->conn, op, req)) {
+                session_end(s); /* a child answers on its own copy of the connection */
         } else if (contexts_handle(s->conn, op, req)) {
                 s->conn = -1; /* the context's now (a run), or answered and closed */
                 session_end(s);

@@ -1,0 +1,446 @@
+/* Files: POST /v1/sandboxes/:id/fs/<action> with a JSON body, and raw transfers that
+ * stream (GET and PUT /v1/sandboxes/:id/fs/raw?path=…). Every operation is done inside the
+ * sandbox by warren-init, as the requesting user (init_fs.c): the worker never opens a
+ * sandbox path on the host. Raw transfers hold one 64 KiB chunk at a time, here and in
+ * nginx (request and response buffering are off). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "agent.h"
+#include "api.h"
+#include "cleanup.h"
+#include "json_fields.h"
+#include "protocol.h"
+
+#define BYTES_MAX   (32LL << 20) /* read/write of whole files in a JSON body */
+#define FS_WAIT_MS  60000
+#define RAW_WAIT_MS (6 * 3600 * 1000)
+
+/* The agent's error codes as HTTP statuses. */
+static int status_of(const char *code)
+{
+        static const struct {
+                const char *code;
+                int status;
+        } map[] = {{"not_found", 404},      {"permission_denied", 403}, {"not_a_file", 400},
+                   {"is_a_directory", 400}, {"not_a_directory", 400},   {"bad_request", 400},
+                   {"exists", 409},         {"not_empty", 409},         {"too_large", 413},
+                   {"no_space", 507}};
+        for (size_t i = 0; i < ELEMENTSOF(map); i++)
+                if (strcmp(code, map[i].code) == 0)
+                        return map[i].status;
+        return 500;
+}
+
+static int respond_agent_error(struct http_ctx *ctx, struct agent_result *res)
+{
+        int status = status_of(res->error_code);
+        agent_result_clear(res);
+        return http_respond_error(ctx, status, "%s", res->error);
+}
+
+/* A request for the agent: the action, the body's fields it uses, and the user. */
+static json_t *fs_request(struct http_ctx *ctx, const char *action, const char *const *fields, size_t n,
+                          char err[JSON_ERR_MAX])
+{
+        const char *user, *cwd;
+        if (api_check_user_and_cwd(ctx->body, &user, &cwd, err) < 0)
+                return NULL;
+        json_t *req = json_pack("{s:s, s:s, s:s}", "op", "fs", "action", action, "user", user);
+        for (size_t i = 0; i < n; i++) {
+                json_t *v = json_object_get(ctx->body, fields[i]);
+                if (v)
+                        json_object_set(req, fields[i], v);
+        }
+        return req;
+}
+
+static int check_fields(struct http_ctx *ctx, const struct json_field *fields, size_t n,
+                        char err[JSON_ERR_MAX])
+{
+        return json_fields_check(ctx->body, fields, n, false, err);
+}
+
+#define F_PATH                                                                                               \
+        {                                                                                                    \
+                "path", FIELD_STRING, true                                                                   \
+        }
+#define F_USER                                                                                               \
+        {                                                                                                    \
+                "user", FIELD_STRING, false                                                                  \
+        }
+
+/* Runs a request that answers RESULT; answers the client with it (or the agent's error). */
+static int simple(struct http_ctx *ctx, const char *action, const struct json_field *fields, size_t nfields,
+                  const char *const *pass, size_t npass)
+{
+        char err[JSON_ERR_MAX];
+        if (check_fields(ctx, fields, nfields, err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *req = fs_request(ctx, action, pass, npass, err);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", err);
+        struct agent_result res;
+        int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0])
+                return respond_agent_error(ctx, &res);
+        json_t *out = json_incref(res.result);
+        agent_result_clear(&res);
+        return out ? http_respond_json(ctx, 200, out)
+                   : http_respond_error(ctx, 502, "the agent said nothing");
+}
+
+int api_fs_list(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {F_PATH, F_USER, {"depth", FIELD_INTEGER, false}};
+        static const char *const pass[] = {"path", "depth"};
+        return simple(ctx, "list", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+int api_fs_stat(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {F_PATH, F_USER};
+        static const char *const pass[] = {"path"};
+        return simple(ctx, "stat", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+int api_fs_info(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {{"paths", FIELD_ARRAY, true}, F_USER};
+        static const char *const pass[] = {"paths"};
+        return simple(ctx, "info", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+int api_fs_mkdir(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {F_PATH, F_USER, {"parents", FIELD_BOOLEAN, false}};
+        static const char *const pass[] = {"path", "parents"};
+        return simple(ctx, "mkdir", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+int api_fs_move(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {
+            F_PATH, F_USER, {"destination", FIELD_STRING, true}, {"overwrite", FIELD_BOOLEAN, false}};
+        static const char *const pass[] = {"path", "destination", "overwrite"};
+        return simple(ctx, "move", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+int api_fs_remove(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {F_PATH, F_USER, {"recursive", FIELD_BOOLEAN, false}};
+        static const char *const pass[] = {"path", "recursive"};
+        return simple(ctx, "remove", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+int api_fs_chmod(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {F_PATH, F_USER, {"mode", FIELD_ANY, true}};
+        static const char *const pass[] = {"path", "mode"};
+        return simple(ctx, "chmod", f, ELEMENTSOF(f), pass, ELEMENTSOF(pass));
+}
+
+/* --- whole files in JSON --------------------------------------------------------------- */
+
+static int read_whole(struct http_ctx *ctx, bool bytes)
+{
+        static const struct json_field f[] = {F_PATH, F_USER};
+        static const char *const pass[] = {"path"};
+        char err[JSON_ERR_MAX];
+        if (check_fields(ctx, f, ELEMENTSOF(f), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *req = fs_request(ctx, "read", pass, ELEMENTSOF(pass), err);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_object_set_new(req, "max_bytes", json_integer(BYTES_MAX));
+        struct agent_result res;
+        int r = api_agent_call(ctx, req, NULL, 0, (size_t)BYTES_MAX, FS_WAIT_MS, NULL, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0]) {
+                if (strcmp(res.error_code, "too_large") == 0)
+                        snprintf(res.error + strlen(res.error), sizeof res.error - strlen(res.error),
+                                 "; read_bytes and read take files up to 32 MiB: download it raw "
+                                 "(GET /v1/sandboxes/:id/fs/raw?path=…)");
+                return respond_agent_error(ctx, &res);
+        }
+        const char *path = json_string_value(json_object_get(ctx->body, "path"));
+        json_t *out;
+        if (bytes) {
+                out = json_pack("{s:s, s:I, s:o}", "path", path, "size", (json_int_t)res.out_len,
+                                "content_b64", json_base64(res.out, res.out_len));
+        } else {
+                json_t *text = json_stringn(res.out, res.out_len); /* NULL unless valid UTF-8 */
+                if (!text) {
+                        agent_result_clear(&res);
+                        return http_respond_error(
+                            ctx, 400, "'%.512s' is not UTF-8 text; use fs/read_bytes for binary files", path);
+                }
+                out = json_pack("{s:s, s:I, s:o}", "path", path, "size", (json_int_t)res.out_len, "content",
+                                text);
+        }
+        agent_result_clear(&res);
+        return http_respond_json(ctx, 200, out);
+}
+
+int api_fs_read(struct http_ctx *ctx)
+{
+        return read_whole(ctx, false);
+}
+
+int api_fs_read_bytes(struct http_ctx *ctx)
+{
+        return read_whole(ctx, true);
+}
+
+static int write_whole(struct http_ctx *ctx, bool bytes)
+{
+        const char *field = bytes ? "content_b64" : "content";
+        const struct json_field f[] = {
+            F_PATH, F_USER, {field, FIELD_STRING, true}, {"mode", FIELD_ANY, false}};
+        static const char *const pass[] = {"path", "mode"};
+        char err[JSON_ERR_MAX];
+        if (check_fields(ctx, f, ELEMENTSOF(f), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *content = json_object_get(ctx->body, field);
+        _cleanup_free_ char *decoded = NULL;
+        const char *data = json_string_value(content);
+        size_t len = json_string_length(content);
+        if (bytes) {
+                if (json_base64_decode(data, len, &decoded, &len) < 0)
+                        return http_respond_error(ctx, 400, "field 'content_b64' is not base64");
+                data = decoded;
+        }
+        if ((long long)len > BYTES_MAX)
+                return http_respond_error(ctx, 413,
+                                          "the content is %zu bytes, more than 32 MiB: upload it raw "
+                                          "(PUT /v1/sandboxes/:id/fs/raw?path=…)",
+                                          len);
+        json_t *req = fs_request(ctx, "write", pass, ELEMENTSOF(pass), err);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", err);
+        struct agent_result res;
+        /* An empty file still sends its end of input. */
+        int r = api_agent_call(ctx, req, data ? data : "", len, 4096, FS_WAIT_MS, NULL, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0])
+                return respond_agent_error(ctx, &res);
+        json_t *out = json_incref(res.result);
+        agent_result_clear(&res);
+        return out ? http_respond_json(ctx, 200, out)
+                   : http_respond_error(ctx, 502, "the agent said nothing");
+}
+
+int api_fs_write(struct http_ctx *ctx)
+{
+        return write_whole(ctx, false);
+}
+
+int api_fs_write_bytes(struct http_ctx *ctx)
+{
+        return write_whole(ctx, true);
+}
+
+/* --- raw transfers --------------------------------------------------------------------- */
+
+struct raw_query {
+        char path[4200];
+        char user[16];
+        char mode[16];
+        bool has_path;
+        char err[256];
+};
+
+static int raw_param(const char *name, const char *value, void *ud)
+{
+        struct raw_query *q = ud;
+        if (!strcmp(name, "path")) {
+                if (strlen(value) >= 4097) {
+                        snprintf(q->err, sizeof q->err, "query 'path' is longer than PATH_MAX");
+                        return -EINVAL;
+                }
+                snprintf(q->path, sizeof q->path, "%s", value);
+                q->has_path = true;
+        } else if (!strcmp(name, "user")) {
+                snprintf(q->user, sizeof q->user, "%s", value);
+        } else if (!strcmp(name, "mode")) {
+                snprintf(q->mode, sizeof q->mode, "%s", value);
+        } else {
+                snprintf(q->err, sizeof q->err, "unknown query parameter '%.64s' (path, user, mode)", name);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* The query of a raw transfer as an fs request. A NUL in the path (%00) is refused. */
+static json_t *raw_request(struct http_ctx *ctx, const char *action, struct raw_query *q)
+{
+        int r = http_query_foreach(&ctx->req, raw_param, q);
+        if (r < 0 || !q->has_path || !q->path[0]) {
+                if (!q->err[0])
+                        snprintf(q->err, sizeof q->err,
+                                 r < 0 ? "malformed query string (a NUL byte in it?)"
+                                       : "query 'path' is required");
+                return NULL;
+        }
+        if (q->user[0] && strcmp(q->user, "user") && strcmp(q->user, "root")) {
+                snprintf(q->err, sizeof q->err, "query 'user' must be user or root");
+                return NULL;
+        }
+        json_t *req = json_pack("{s:s, s:s, s:s, s:s}", "op", "fs", "action", action, "path", q->path, "user",
+                                q->user[0] ? q->user : "user");
+        if (q->mode[0])
+                json_object_set_new(req, "mode", json_string(q->mode));
+        return req;
+}
+
+/* A Content-Type from the name, else from the first bytes: text if they are UTF-8. */
+static const char *content_type(const char *name, const char *head, size_t n)
+{
+        static const struct {
+                const char *ext, *type;
+        } types[] = {
+            {"txt", "text/plain; charset=utf-8"},
+            {"md", "text/markdown; charset=utf-8"},
+            {"html", "text/html; charset=utf-8"},
+            {"htm", "text/html; charset=utf-8"},
+            {"css", "text/css; charset=utf-8"},
+            {"csv", "text/csv; charset=utf-8"},
+            {"js", "text/javascript; charset=utf-8"},
+            {"json", "application/json"},
+            {"xml", "application/xml"},
+            {"svg", "image/svg+xml"},
+            {"png", "image/png"},
+            {"jpg", "image/jpeg"},
+            {"jpeg", "image/jpeg"},
+            {"gif", "image/gif"},
+            {"webp", "image/webp"},
+            {"pdf", "application/pdf"},
+            {"zip", "application/zip"},
+            {"gz", "application/gzip"},
+            {"tar", "application/x-tar"},
+            {"wasm", "application/wasm"},
+            {"py", "text/x-python; charset=utf-8"},
+            {"sh", "text/x-shellscript; charset=utf-8"},
+        };
+        const char *dot = strrchr(name, '.');
+        for (size_t i = 0; dot && i < ELEMENTSOF(types); i++)
+                if (strcasecmp(dot + 1, types[i].ext) == 0)
+                        return types[i].type;
+        if (n == 0)
+                return "application/octet-stream";
+        if (memchr(head, 0, n))
+                return "application/octet-stream";
+        json_t *t = json_stringn(head, n > 1024 ? 1024 : n);
+        /* A cut at 1 KiB may split a character: then the shorter prefixes decide. */
+        for (size_t cut = n > 1024 ? 1024 : n; !t && cut > 0 && cut + 4 > (n > 1024 ? 1024 : n); cut--)
+                t = json_stringn(head, cut - 1);
+        bool text = t != NULL;
+        json_decref(t);
+        return text ? "text/plain; charset=utf-8" : "application/octet-stream";
+}
+
+struct download {
+        struct http_ctx *ctx;
+        long long size;
+        char name[256];
+        bool begun;
+};
+
+static void header_filename(struct http_ctx *ctx, const char *name)
+{
+        /* The plain form keeps to safe characters; filename* carries the name itself. */
+        char plain[256], encoded[800];
+        size_t p = 0, e = 0;
+        for (const unsigned char *c = (const unsigned char *)name; *c && p < sizeof plain - 1; c++)
+                plain[p++] = (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') ? (char)*c : '_';
+        plain[p] = 0;
+        for (const unsigned char *c = (const unsigned char *)name; *c && e < sizeof encoded - 4; c++) {
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                    strchr("-._~", *c))
+                        encoded[e++] = (char)*c;
+                else
+                        e += (size_t)snprintf(encoded + e, sizeof encoded - e, "%%%02X", *c);
+        }
+        encoded[e] = 0;
+        http_add_header(ctx, "Content-Disposition: attachment; filename=\"%s\"; filename*=UTF-8''%s", plain,
+                        encoded);
+}
+
+static int download_begin(struct download *d, const char *head, size_t n)
+{
+        d->begun = true;
+        http_add_header(d->ctx, "Content-Length: %lld", d->size);
+        header_filename(d->ctx, d->name);
+        return http_stream_begin(d->ctx, content_type(d->name, head, n));
+}
+
+static int download_frame(void *arg, int type, const char *data, size_t len)
+{
+        struct download *d = arg;
+        if (type == FRAME_STARTED) {
+                json_t *j = json_loadb(data, len, 0, NULL);
+                d->size = (long long)json_integer_value(json_object_get(j, "size"));
+                snprintf(d->name, sizeof d->name, "%s",
+                         json_string_value(json_object_get(j, "name")) ?: "file");
+                json_decref(j);
+                return d->size == 0 ? download_begin(d, "", 0) : 0;
+        }
+        if (type != FRAME_STDOUT)
+                return 0;
+        int r = d->begun ? 0 : download_begin(d, data, len);
+        return r < 0 ? r : http_stream_write(d->ctx, data, len);
+}
+
+int api_fs_download(struct http_ctx *ctx)
+{
+        struct raw_query q = {0};
+        json_t *req = raw_request(ctx, "download", &q);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", q.err);
+        struct download d = {.ctx = ctx};
+        /* Output goes to the client as it comes; none of it is kept (max_output 0). */
+        struct agent_stream stream = {.on_frame = download_frame, .arg = &d};
+        struct agent_result res;
+        int r = api_agent_call(ctx, req, NULL, 0, 0, RAW_WAIT_MS, &stream, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0] && !d.begun)
+                return respond_agent_error(ctx, &res);
+        agent_result_clear(&res);
+        return 0;
+}
+
+static long upload_read(void *arg, char *buf, size_t n)
+{
+        struct http_ctx *ctx = arg;
+        long got = ctx->io.read(ctx->io.impl, buf, n);
+        if (got == 0)
+                ctx->body_read = true;
+        return got;
+}
+
+int api_fs_upload(struct http_ctx *ctx)
+{
+        struct raw_query q = {0};
+        json_t *req = raw_request(ctx, "write", &q);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", q.err);
+        struct agent_stream stream = {.read_input = upload_read, .arg = ctx};
+        struct agent_result res;
+        int r = api_agent_call(ctx, req, NULL, 0, 4096, RAW_WAIT_MS, &stream, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0])
+                return respond_agent_error(ctx, &res);
+        json_t *out = json_incref(res.result);
+        agent_result_clear(&res);
+        return out ? http_respond_json(ctx, 201, out)
+                   : http_respond_error(ctx, 502, "the agent said nothing");
+}
