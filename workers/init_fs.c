@@ -441,8 +441,9 @@ static void do_remove(json_t *req, const char *path)
                 fail(errno, "remove", path);
         if (S_ISDIR(st.st_mode)) {
                 if (json_is_true(json_object_get(req, "recursive"))) {
-                        /* FTW_PHYS: symlinks are removed, never followed. */
-                        int r = nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+                        /* FTW_PHYS: symlinks are removed, never followed. (Not FTW_MOUNT: on
+                         * the overlay root a file's device is its layer's, not the directory's.) */
+                        int r = nftw(path, remove_one, 32, FTW_DEPTH | FTW_PHYS);
                         if (r != 0)
                                 fail(r > 0 ? r : errno, "remove", path);
                 } else if (rmdir(path) < 0) {

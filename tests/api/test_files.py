@@ -1,0 +1,201 @@
+"""Files through the real nginx: text and binary round trips, the tree operations, raw
+transfers of a 1 GiB file (hash compared, worker memory flat), and paths that try to reach
+the host or block the agent."""
+import base64
+import hashlib
+import http.client
+import os
+import subprocess
+import time
+
+from harness import Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test
+
+
+def fs(node, sid, action, **body):
+    return node.request("POST", f"/v1/sandboxes/{sid}/fs/{action}", body)
+
+
+def ok(r, status=200):
+    expect(r.status == status, r)
+    return r.json
+
+
+@test
+def text_and_bytes_round_trip(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    text = "première ligne\nzweite Zeile ✓\n" * 100
+    e = ok(fs(node, sid, "write", path="/home/user/notes/a.txt", content=text))
+    expect(e["type"] == "file" and e["size"] == len(text.encode()) and e["owner"] == "user", e)
+    got = ok(fs(node, sid, "read", path="notes/a.txt"))  # relative to the user's home
+    expect(got["content"] == text and got["size"] == len(text.encode()), got)
+    blob = os.urandom(1 << 20)
+    ok(fs(node, sid, "write_bytes", path="/tmp/blob.bin", content_b64=base64.b64encode(blob).decode()))
+    got = ok(fs(node, sid, "read_bytes", path="/tmp/blob.bin"))
+    expect(base64.b64decode(got["content_b64"]) == blob and got["size"] == len(blob), "binary round trip")
+    ok(fs(node, sid, "write_bytes", path="/tmp/empty", content_b64=""))
+    expect(ok(fs(node, sid, "read_bytes", path="/tmp/empty"))["content_b64"] == "")
+    # Binary is not text.
+    expect_error(fs(node, sid, "read", path="/tmp/blob.bin"), 400, "read_bytes")
+    # What sandbox code writes reads back through the API, and the other way round.
+    r = node.shell(sid, "printf 'from the shell' > /home/user/s.txt; cat /home/user/notes/a.txt | head -c 7")
+    expect(r.json["stdout"] == "premiè", r)
+    expect(ok(fs(node, sid, "read", path="/home/user/s.txt"))["content"] == "from the shell")
+
+
+@test
+def owners_follow_the_user(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    expect(ok(fs(node, sid, "write", path="/tmp/u.txt", content="x"))["owner"] == "user")
+    expect(ok(fs(node, sid, "write", path="/root/r.txt", content="x", user="root"))["owner"] == "root")
+    r = node.shell(sid, "stat -c '%U %G' /tmp/u.txt; stat -c %U /root/r.txt", user="root")
+    expect(r.json["stdout"] == "user user\nroot\n", r)
+    expect_error(fs(node, sid, "write", path="/etc/x.conf", content="x"), 403)
+    expect_error(fs(node, sid, "read", path="/root/r.txt"), 403)
+
+
+@test
+def the_tree(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    expect(ok(fs(node, sid, "mkdir", path="/home/user/p/q/r"))["created"] is True)
+    expect(ok(fs(node, sid, "mkdir", path="/home/user/p/q/r"))["created"] is False)
+    ok(fs(node, sid, "write", path="/home/user/p/q/r/f.txt", content="f"))
+    node.shell(sid, "ln -s /home/user/p/q /home/user/p/link")
+    entries = ok(fs(node, sid, "list", path="/home/user/p", depth=3))["entries"]
+    by_path = {e["path"]: e for e in entries}
+    expect(by_path["/home/user/p/q"]["type"] == "dir" and by_path["/home/user/p/link"]["type"] == "symlink", entries)
+    expect(by_path["/home/user/p/link"]["symlink_target"] == "/home/user/p/q", entries)
+    f = by_path["/home/user/p/q/r/f.txt"]
+    expect(f["size"] == 1 and f["mode"] == "0644" and f["permissions"] == "rw-r--r--" and f["modified_at"], f)
+    st = ok(fs(node, sid, "stat", path="/home/user/p/q/r/f.txt"))
+    expect(st["name"] == "f.txt" and st["owner"] == "user", st)
+    ok(fs(node, sid, "chmod", path="/home/user/p/q/r/f.txt", mode="0600"))
+    expect(ok(fs(node, sid, "stat", path="/home/user/p/q/r/f.txt"))["permissions"] == "rw-------")
+    moved = ok(fs(node, sid, "move", path="/home/user/p/q/r/f.txt", destination="/home/user/p/g.txt"))
+    expect(moved["path"] == "/home/user/p/g.txt", moved)
+    ok(fs(node, sid, "write", path="/home/user/p/h.txt", content="h"))
+    expect_error(fs(node, sid, "move", path="/home/user/p/h.txt", destination="/home/user/p/g.txt"), 409)
+    ok(fs(node, sid, "move", path="/home/user/p/h.txt", destination="/home/user/p/g.txt", overwrite=True))
+    expect_error(fs(node, sid, "remove", path="/home/user/p"), 409, "not empty")
+    info = ok(fs(node, sid, "info", paths=["/home/user/p/g.txt", "/home/user/nope"]))["entries"]
+    expect(info[0]["exists"] is True and info[0]["size"] == 1 and info[1]["exists"] is False, info)
+    ok(fs(node, sid, "remove", path="/home/user/p", recursive=True))
+    expect_error(fs(node, sid, "stat", path="/home/user/p"), 404)
+    expect_error(fs(node, sid, "list", path="/home/user/s.txt"), 400, "Not a directory")
+
+
+@test
+def paths_never_reach_the_host_or_block(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    # A file on the host, with a marker, at a path the sandbox tries to reach.
+    secret = os.path.join(node.state, "host-secret.txt")
+    with open(secret, "w") as f:
+        f.write("HOST SECRET")
+    node.shell(sid, f"ln -s {secret} /home/user/to-host; ln -s /proc/1/root{secret} /home/user/via-proc; "
+                    f"ln -s loop1 /home/user/loop2; ln -s loop2 /home/user/loop1; mkfifo /home/user/fifo",
+               user="root")
+    for path in ("/home/user/to-host", "/home/user/via-proc", f"/home/user/../../..{secret}", secret):
+        r = fs(node, sid, "read", path=path)
+        expect(r.status in (403, 404) and "HOST SECRET" not in str(r.body), (path, r))
+    expect(open(secret).read() == "HOST SECRET")
+    r = fs(node, sid, "write", path="/home/user/to-host", content="overwritten")
+    # The link resolves in the sandbox, where that directory does not exist.
+    expect_error(r, 404)
+    expect(open(secret).read() == "HOST SECRET", "the host's file was written")
+    expect_error(fs(node, sid, "remove", path=f"/home/user/../../..{node.state}", recursive=True), 404)
+    expect(os.path.exists(secret), "the host's file was removed")
+    # FIFOs and devices are refused at once, never read or written.
+    t0 = time.monotonic()
+    expect_error(fs(node, sid, "read", path="/home/user/fifo"), 400, "not a regular file")
+    expect_error(fs(node, sid, "write", path="/home/user/fifo", content="x"), 400)
+    expect_error(fs(node, sid, "read_bytes", path="/dev/zero"), 400, "not a regular file")
+    expect_error(fs(node, sid, "write", path="/dev/null", content="x"), 400)
+    r = node.request("GET", f"/v1/sandboxes/{sid}/fs/raw?path=/home/user/fifo")
+    expect_error(r, 400)
+    expect(time.monotonic() - t0 < 5, "a FIFO must not block a request")
+    expect_error(fs(node, sid, "read", path="/home/user/loop1"), 400)
+    expect_error(fs(node, sid, "read", path="/home/user/a\u0000b"), 400, "NUL")
+    expect_error(fs(node, sid, "read", path="/" + "a" * 5000), 400, "PATH_MAX")
+    expect_error(node.request("GET", f"/v1/sandboxes/{sid}/fs/raw?path=/home/user/a%00b"), 400)
+
+
+@test
+def bad_input(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    expect_error(fs(node, sid, "read"), 400, "path")
+    expect_error(fs(node, sid, "read", path=5), 400)
+    expect_error(fs(node, sid, "read", path="/x", extra=1), 400, "extra")
+    expect_error(fs(node, sid, "write_bytes", path="/tmp/x", content_b64="not base64!"), 400, "base64")
+    expect_error(fs(node, sid, "write", path="/tmp/x", content="x", mode="999"), 400, "mode")
+    expect_error(fs(node, sid, "move", path="/tmp/x"), 400, "destination")
+    expect_error(fs(node, sid, "read", path="/tmp/x", user="admin"), 400, "user")
+    expect_error(fs(node, sid, "info", paths=[]), 400)
+    expect_error(fs(node, "nosuch", "read", path="/tmp/x"), 404)
+    expect_error(node.request("GET", f"/v1/sandboxes/{sid}/fs/raw"), 400, "path")
+    expect_error(node.request("GET", f"/v1/sandboxes/{sid}/fs/raw?path=/nope"), 404)
+    node.shell(sid, "head -c 34000000 /dev/zero > /tmp/big")
+    expect_error(fs(node, sid, "read_bytes", path="/tmp/big"), 413, "raw")
+    r = node.request("POST", f"/v1/sandboxes/{sid}/pause", {})
+    expect(r.status == 200, r)
+    expect_error(fs(node, sid, "read", path="/tmp/x"), 409)
+    node.request("POST", f"/v1/sandboxes/{sid}/resume", {})
+
+
+def worker_peak_rss_kib(node):
+    peaks = []
+    for pid in node.worker_pids():
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]))
+    return peaks
+
+
+@test
+def a_gibibyte_in_and_out_with_flat_worker_memory(ctx):
+    node = ctx["node"]
+    r = node.request("POST", "/v1/sandboxes", {"disk_mb": 2560, "memory_mb": 2560})
+    expect(r.status == 201, r)
+    sid = r.json["id"]
+    src = os.path.join(node.state, "gib.bin")
+    with open(src, "wb") as f:
+        for _ in range(1024):
+            f.write(os.urandom(1 << 20))
+    want = hashlib.sha256(open(src, "rb").read()).hexdigest()
+    before = worker_peak_rss_kib(node)
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=300)
+    with open(src, "rb") as f:
+        conn.request("PUT", f"/v1/sandboxes/{sid}/fs/raw?path=/home/user/gib.bin", body=f,
+                     headers={"Authorization": "Bearer " + node.admin_key, "Content-Length": str(1 << 30)})
+        resp = conn.getresponse()
+        body = resp.read()
+    expect(resp.status == 201, body)
+    conn.request("GET", f"/v1/sandboxes/{sid}/fs/raw?path=/home/user/gib.bin",
+                 headers={"Authorization": "Bearer " + node.admin_key})
+    resp = conn.getresponse()
+    expect(resp.status == 200 and resp.getheader("Content-Length") == str(1 << 30), resp.status)
+    expect('filename="gib.bin"' in resp.getheader("Content-Disposition"), resp.getheader("Content-Disposition"))
+    h = hashlib.sha256()
+    while chunk := resp.read(1 << 20):
+        h.update(chunk)
+    expect(h.hexdigest() == want, "the downloaded file differs")
+    after = worker_peak_rss_kib(node)
+    grew = max(a - b for a, b in zip(after, before)) if len(after) == len(before) else max(after)
+    print(f"    worker peak RSS grew by {grew} KiB over a 1 GiB upload and download")
+    expect(grew < 16 * 1024, f"worker memory grew by {grew} KiB")
+    os.unlink(src)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def nothing_is_left_on_the_host(ctx):
+    delete_all_and_expect_nothing_left(ctx["node"])
+
+
+def setup():
+    node = Node(workers=2, threads=32).start()
+    r = node.request("POST", "/v1/sandboxes", {})
+    assert r.status == 201, r
+    return {"node": node, "sid": r.json["id"]}
+
+
+main(setup, lambda ctx: ctx["node"].destroy())
