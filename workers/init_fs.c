@@ -360,6 +360,8 @@ static void do_write(json_t *req, const char *path)
         /* O_NONBLOCK and a check before the first byte: a FIFO or device at the path is
          * refused, never written to (O_TRUNC does nothing to either). */
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, mode);
+        if (fd < 0 && errno == ENXIO) /* a FIFO nobody reads, a device with no driver */
+                refuse("not_a_file", "'%.1024s' is not a regular file", path);
         if (fd < 0)
                 fail(errno, "write", path);
         struct stat st;
