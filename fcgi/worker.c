@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,9 +51,56 @@ static long fcgi_read(void *impl, char *buf, size_t n)
         return got;
 }
 
+/* libfcgi writes its output stream in records of 8 KiB, one system call each: a download
+ * of a GiB would cost 131,072 of them. Large writes go out here instead, once libfcgi's
+ * buffer is flushed (so the order holds), as records of the largest size FastCGI allows,
+ * header and data in one writev. */
+#define FCGI_RECORD_MAX 65528 /* under 65535, a multiple of 8: no padding */
+
+static int fcgi_write_records(FCGX_Request *r, const char *buf, size_t n)
+{
+        if (FCGX_FFlush(r->out) < 0)
+                return -EIO;
+        while (n > 0) {
+                size_t len = n > FCGI_RECORD_MAX ? FCGI_RECORD_MAX : n;
+                unsigned char head[8] = {1,
+                                         6 /* FCGI_STDOUT */,
+                                         (unsigned char)(r->requestId >> 8),
+                                         (unsigned char)r->requestId,
+                                         (unsigned char)(len >> 8),
+                                         (unsigned char)len,
+                                         0,
+                                         0};
+                struct iovec iov[2] = {{head, sizeof head}, {(void *)buf, len}};
+                size_t left = sizeof head + len;
+                int i = 0;
+                while (left > 0) {
+                        ssize_t w = writev(r->ipcFd, iov + i, 2 - i);
+                        if (w < 0 && errno == EINTR)
+                                continue;
+                        if (w <= 0)
+                                return -EIO;
+                        left -= (size_t)w;
+                        while (i < 2 && (size_t)w >= iov[i].iov_len) {
+                                w -= (ssize_t)iov[i].iov_len;
+                                i++;
+                        }
+                        if (i < 2) {
+                                iov[i].iov_base = (char *)iov[i].iov_base + w;
+                                iov[i].iov_len -= (size_t)w;
+                        }
+                }
+                buf += len;
+                n -= len;
+        }
+        return 0;
+}
+
 static int fcgi_write(void *impl, const char *buf, size_t n)
 {
         FCGX_Request *r = impl;
+        if (n >= 32 * 1024)
+                return fcgi_write_records(r, buf, n);
         while (n > 0) {
                 int chunk = n > INT_MAX ? INT_MAX : (int)n;
                 if (FCGX_PutStr(buf, chunk, r->out) != chunk)

@@ -81,11 +81,11 @@ static int outbuf_request(struct outbuf *o, json_t *request, const char *stdin_d
 }
 
 /* The next chunk of streamed input, framed, in place of what went out before. */
-static int next_input(struct outbuf *o, const struct agent_stream *stream, bool *open)
+#define INPUT_CHUNK (256 * 1024)
+static int next_input(struct outbuf *o, const struct agent_stream *stream, char *chunk, bool *open)
 {
-        static __thread char chunk[65536];
         o->len = o->off = 0;
-        long n = stream->read_input(stream->arg, chunk, sizeof chunk);
+        long n = stream->read_input(stream->arg, chunk, INPUT_CHUNK);
         if (n < 0)
                 return -EIO;
         if (n == 0) {
@@ -218,8 +218,14 @@ int agent_exec(const char *sock_path, json_t *request, const char *stdin_data, s
         long long deadline = now_ms() + deadline_ms;
         int done = 0;
         bool input_open = stream && stream->read_input;
+        _cleanup_free_ char *chunk = input_open ? malloc(INPUT_CHUNK) : NULL;
+        if (input_open && !chunk) {
+                free(out.data);
+                return -ENOMEM;
+        }
         while (!done) {
-                if (input_open && out.off == out.len && (r = next_input(&out, stream, &input_open)) < 0)
+                if (input_open && out.off == out.len &&
+                    (r = next_input(&out, stream, chunk, &input_open)) < 0)
                         break;
                 long long left = deadline - now_ms();
                 if (left <= 0) {
