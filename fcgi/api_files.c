@@ -444,3 +444,71 @@ int api_fs_upload(struct http_ctx *ctx)
         return out ? http_respond_json(ctx, 201, out)
                    : http_respond_error(ctx, 502, "the agent said nothing");
 }
+
+/* --- watches --------------------------------------------------------------------------- */
+
+/* POST /v1/sandboxes/:id/fs/watch {path, recursive?, user?} → {watch_id, path}. Watches live
+ * in the sandbox's agent (init_watch.c); a relative path is relative to the user's home. */
+int api_fs_watch(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {F_PATH, F_USER, {"recursive", FIELD_BOOLEAN, false}};
+        char err[JSON_ERR_MAX];
+        if (check_fields(ctx, f, ELEMENTSOF(f), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        const char *user, *cwd;
+        if (api_check_user_and_cwd(ctx->body, &user, &cwd, err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *p = json_object_get(ctx->body, "path");
+        const char *path = json_string_value(p);
+        if (strlen(path) != json_string_length(p) || json_string_length(p) >= 4096 || !*path)
+                return http_respond_error(ctx, 400,
+                                          "field 'path' must be a path without NUL, under PATH_MAX");
+        char full[8200];
+        snprintf(full, sizeof full, "%s%s",
+                 path[0] == '/'         ? ""
+                 : strcmp(user, "root") ? "/home/user/"
+                                        : "/root/",
+                 path);
+        json_t *req = json_pack("{s:s, s:s, s:b}", "op", "watch_start", "path", full, "recursive",
+                                json_is_true(json_object_get(ctx->body, "recursive")));
+        struct agent_result res;
+        int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0])
+                return strcmp(res.error_code, "too_many") == 0
+                           ? (agent_result_clear(&res), http_respond_error(ctx, 409, "%s", res.error))
+                           : respond_agent_error(ctx, &res);
+        json_t *out = json_incref(res.result);
+        agent_result_clear(&res);
+        return http_respond_json(ctx, 201, out);
+}
+
+static int watch_call(struct http_ctx *ctx, const char *op)
+{
+        const char *wid = route_param(&ctx->params, "wid");
+        json_t *req = json_pack("{s:s, s:s}", "op", op, "id", wid);
+        struct agent_result res;
+        /* Events are small but many: a full queue of them is a few MiB of JSON. */
+        int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0]) {
+                if (strcmp(res.error_code, "not_found") == 0)
+                        snprintf(res.error, sizeof res.error, "no watch '%.64s' in this sandbox", wid);
+                return respond_agent_error(ctx, &res);
+        }
+        json_t *out = json_incref(res.result);
+        agent_result_clear(&res);
+        return http_respond_json(ctx, 200, out);
+}
+
+int api_fs_watch_poll(struct http_ctx *ctx)
+{
+        return watch_call(ctx, "watch_poll");
+}
+
+int api_fs_watch_stop(struct http_ctx *ctx)
+{
+        return watch_call(ctx, "watch_stop");
+}

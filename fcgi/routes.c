@@ -34,6 +34,11 @@ const struct route routes[] = {
     {"POST", "/v1/sandboxes/:id/fs/write", api_fs_write, SCOPE_SANDBOXES, 48 * 1024 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/fs/write_bytes", api_fs_write_bytes, SCOPE_SANDBOXES, 44 * 1024 * KiB, 0,
      NULL},
+    {"POST", "/v1/sandboxes/:id/fs/watch", api_fs_watch, SCOPE_SANDBOXES, 16 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/watch/:wid/poll", api_fs_watch_poll, SCOPE_SANDBOXES, 4 * KiB,
+     ROUTE_EMPTY_BODY_OK, NULL},
+    {"POST", "/v1/sandboxes/:id/fs/watch/:wid/stop", api_fs_watch_stop, SCOPE_SANDBOXES, 4 * KiB,
+     ROUTE_EMPTY_BODY_OK, NULL},
     /* Raw transfers stream: no size limit but the sandbox's disk. */
     {"GET", "/v1/sandboxes/:id/fs/raw", api_fs_download, SCOPE_SANDBOXES, 0, 0, NULL},
     {"PUT", "/v1/sandboxes/:id/fs/raw", api_fs_upload, SCOPE_SANDBOXES, (size_t)1 << 50, ROUTE_RAW_BODY,

@@ -38,6 +38,7 @@
 
 #include "init_contexts.h"
 #include "init_fs.h"
+#include "init_watch.h"
 #include "init_jobs.h"
 #include "init_spawn.h"
 #include "init_util.h"
@@ -160,6 +161,8 @@ static void handle_request(struct session *s, struct frame *f)
         } else if (strcmp(op, "ping") == 0) {
                 answer_ping(s);
         } else if (jobs_handle(s->conn, op, req)) {
+                session_end(s);
+        } else if (watch_handle(s->conn, op, req)) {
                 session_end(s);
         } else if (fs_handle(s->conn, op, req)) {
                 session_end(s); /* a child answers on its own copy of the connection */
@@ -501,7 +504,7 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &set, NULL);
         sigprocmask(SIG_BLOCK, &usr1, NULL);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-        struct pollfd pfd[2 + 4 * MAX_SESSIONS + 2 * JOBS_MAX + 5 * CONTEXTS_MAX];
+        struct pollfd pfd[2 + 4 * MAX_SESSIONS + 2 * JOBS_MAX + 5 * CONTEXTS_MAX + WATCHES_MAX];
         for (;;) {
                 int n = 0;
                 pfd[n++] = (struct pollfd){.fd = LISTEN_FD, .events = POLLIN};
@@ -518,6 +521,7 @@ int main(int argc, char **argv)
                 }
                 n += jobs_poll_fds(pfd + n, (int)(sizeof pfd / sizeof *pfd) - n);
                 n += contexts_poll_fds(pfd + n, (int)(sizeof pfd / sizeof *pfd) - n);
+                n += watch_poll_fds(pfd + n, (int)(sizeof pfd / sizeof *pfd) - n);
                 poll(pfd, (nfds_t)n, next_wakeup_ms());
                 if (pfd[0].revents)
                         accept_one();
@@ -529,6 +533,7 @@ int main(int argc, char **argv)
                 reap();
                 jobs_service();
                 contexts_service();
+                watch_service();
                 for (int i = 0; i < MAX_SESSIONS; i++) {
                         struct session *s = &sessions[i];
                         if (s->state == SESSION_DONE)

@@ -140,6 +140,35 @@ def bad_input(ctx):
     node.request("POST", f"/v1/sandboxes/{sid}/resume", {})
 
 
+@test
+def watches_report_each_kind_of_change(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    ok(fs(node, sid, "mkdir", path="/home/user/watched"))
+    w = ok(fs(node, sid, "watch", path="watched", recursive=True), 201)
+    wid = w["watch_id"]
+    expect(w["path"] == "/home/user/watched", w)
+    node.shell(sid, "cd ~/watched && echo a > f && echo b >> f && mkdir sub && echo c > sub/g && "
+                    "mv f h && chmod 600 h && rm sub/g")
+    ok(fs(node, sid, "write", path="/home/user/watched/sub/api.txt", content="from the API"))
+    events = ok(node.request("POST", f"/v1/sandboxes/{sid}/fs/watch/{wid}/poll", {}))["events"]
+    seen = [(e["type"], e["path"].removeprefix("/home/user/watched/")) for e in events]
+    for want in [("create", "f"), ("write", "f"), ("create", "sub"), ("create", "sub/g"), ("rename", "f"),
+                 ("create", "h"), ("chmod", "h"), ("remove", "sub/g"), ("create", "sub/api.txt")]:
+        expect(want in seen, f"{want} missing from {seen}")
+    expect(seen.index(("create", "f")) < seen.index(("rename", "f")) < seen.index(("remove", "sub/g")), seen)
+    # Events are handed out once.
+    expect(ok(node.request("POST", f"/v1/sandboxes/{sid}/fs/watch/{wid}/poll", {}))["events"] == [])
+    ok(node.request("POST", f"/v1/sandboxes/{sid}/fs/watch/{wid}/stop", {}))
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/fs/watch/{wid}/poll", {}), 404, "no watch")
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/fs/watch/w999/poll", {}), 404)
+    expect_error(fs(node, sid, "watch", path="/nope"), 404)
+    # A watch ends with its sandbox.
+    other = ok(node.request("POST", "/v1/sandboxes", {}), 201)["id"]
+    wid = ok(fs(node, other, "watch", path="/tmp"), 201)["watch_id"]
+    node.request("DELETE", f"/v1/sandboxes/{other}")
+    expect_error(node.request("POST", f"/v1/sandboxes/{other}/fs/watch/{wid}/poll", {}), 404)
+
+
 def worker_peak_rss_kib(node):
     peaks = []
     for pid in node.worker_pids():
