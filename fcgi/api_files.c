@@ -376,7 +376,8 @@ static void header_filename(struct http_ctx *ctx, const char *name)
 static int download_begin(struct download *d, const char *head, size_t n)
 {
         d->begun = true;
-        http_add_header(d->ctx, "Content-Length: %lld", d->size);
+        if (d->size >= 0) /* a zip's size is known only at its end: chunked */
+                http_add_header(d->ctx, "Content-Length: %lld", d->size);
         header_filename(d->ctx, d->name);
         return http_stream_begin(d->ctx, content_type(d->name, head, n));
 }
@@ -398,12 +399,8 @@ static int download_frame(void *arg, int type, const char *data, size_t len)
         return r < 0 ? r : http_stream_write(d->ctx, data, len);
 }
 
-int api_fs_download(struct http_ctx *ctx)
+static int stream_download(struct http_ctx *ctx, json_t *req)
 {
-        struct raw_query q = {0};
-        json_t *req = raw_request(ctx, "download", &q);
-        if (!req)
-                return http_respond_error(ctx, 400, "%s", q.err);
         struct download d = {.ctx = ctx};
         /* Output goes to the client as it comes; none of it is kept (max_output 0). */
         struct agent_stream stream = {.on_frame = download_frame, .arg = &d};
@@ -413,8 +410,119 @@ int api_fs_download(struct http_ctx *ctx)
                 return r;
         if (res.error_code[0] && !d.begun)
                 return respond_agent_error(ctx, &res);
+        if (res.error_code[0]) /* too late for a status: the body stops short, and the log says why */
+                snprintf(ctx->error, sizeof ctx->error, "%s", res.error);
         agent_result_clear(&res);
         return 0;
+}
+
+int api_fs_download(struct http_ctx *ctx)
+{
+        struct raw_query q = {0};
+        json_t *req = raw_request(ctx, "download", &q);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", q.err);
+        return stream_download(ctx, req);
+}
+
+/* POST /v1/sandboxes/:id/fs/export {paths, user?}: one file as it is, or several files and
+ * folders as a zip, streamed as it is made. */
+int api_fs_export(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {{"paths", FIELD_ARRAY, true}, F_USER};
+        static const char *const pass[] = {"paths"};
+        char err[JSON_ERR_MAX];
+        if (check_fields(ctx, f, ELEMENTSOF(f), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *paths = json_object_get(ctx->body, "paths");
+        if (json_array_size(paths) == 0)
+                return http_respond_error(ctx, 400, "field 'paths' must name at least one path");
+        json_t *one = json_array_size(paths) == 1 ? json_array_get(paths, 0) : NULL;
+        if (one && json_is_string(one)) {
+                json_t *req = fs_request(ctx, "stat", NULL, 0, err);
+                if (!req)
+                        return http_respond_error(ctx, 400, "%s", err);
+                json_object_set(req, "path", one);
+                struct agent_result res;
+                int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
+                if (r <= 0)
+                        return r;
+                if (res.error_code[0])
+                        return respond_agent_error(ctx, &res);
+                bool file = !strcmp(json_string_value(json_object_get(res.result, "type")) ?: "", "file");
+                agent_result_clear(&res);
+                if (file) {
+                        req = fs_request(ctx, "download", NULL, 0, err);
+                        json_object_set(req, "path", one);
+                        return stream_download(ctx, req);
+                }
+        }
+        json_t *req = fs_request(ctx, "zip", pass, ELEMENTSOF(pass), err);
+        if (!req)
+                return http_respond_error(ctx, 400, "%s", err);
+        return stream_download(ctx, req);
+}
+
+/* POST /v1/sandboxes/:id/fs/import {files: [{path, content | content_b64, mode?}], user?}:
+ * many files in one call, written in order; the answer lists what was written. At most
+ * 32 MiB in all (as for write_bytes). */
+int api_fs_import(struct http_ctx *ctx)
+{
+        static const struct json_field f[] = {{"files", FIELD_ARRAY, true}, F_USER};
+        char err[JSON_ERR_MAX];
+        if (check_fields(ctx, f, ELEMENTSOF(f), err) < 0)
+                return http_respond_error(ctx, 400, "%s", err);
+        json_t *files = json_object_get(ctx->body, "files");
+        if (json_array_size(files) == 0 || json_array_size(files) > 1000)
+                return http_respond_error(ctx, 400, "field 'files' must list 1 to 1000 files");
+        size_t i;
+        json_t *file;
+        json_array_foreach(files, i, file)
+        {
+                json_t *p = json_object_get(file, "path"), *t = json_object_get(file, "content"),
+                       *b = json_object_get(file, "content_b64");
+                if (!json_is_object(file) || !json_is_string(p) || (!json_is_string(t) == !json_is_string(b)))
+                        return http_respond_error(
+                            ctx, 400, "files[%zu] must be {path, content or content_b64, mode?}", i);
+        }
+        json_t *written = json_array();
+        json_array_foreach(files, i, file)
+        {
+                json_t *b = json_object_get(file, "content_b64"), *t = json_object_get(file, "content");
+                _cleanup_free_ char *decoded = NULL;
+                const char *data = json_string_value(t);
+                size_t len = json_string_length(t);
+                if (b &&
+                    json_base64_decode(json_string_value(b), json_string_length(b), &decoded, &len) < 0) {
+                        json_decref(written);
+                        return http_respond_error(ctx, 400, "files[%zu].content_b64 is not base64", i);
+                }
+                if (b)
+                        data = decoded;
+                json_t *req = fs_request(ctx, "write", NULL, 0, err);
+                if (!req) {
+                        json_decref(written);
+                        return http_respond_error(ctx, 400, "%s", err);
+                }
+                json_object_set(req, "path", json_object_get(file, "path"));
+                if (json_object_get(file, "mode"))
+                        json_object_set(req, "mode", json_object_get(file, "mode"));
+                struct agent_result res;
+                int r = api_agent_call(ctx, req, data ? data : "", len, 4096, FS_WAIT_MS, NULL, &res);
+                if (r <= 0) {
+                        json_decref(written);
+                        return r;
+                }
+                if (res.error_code[0]) {
+                        json_decref(written);
+                        snprintf(res.error + strlen(res.error), sizeof res.error - strlen(res.error),
+                                 " (files[%zu]; the ones before it were written)", i);
+                        return respond_agent_error(ctx, &res);
+                }
+                json_array_append(written, res.result);
+                agent_result_clear(&res);
+        }
+        return http_respond_json(ctx, 200, json_pack("{s:o}", "files", written));
 }
 
 static long upload_read(void *arg, char *buf, size_t n)

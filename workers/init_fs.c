@@ -11,6 +11,7 @@
 #include <linux/close_range.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -396,6 +397,226 @@ static void do_write(json_t *req, const char *path)
         answer(entry_of(path));
 }
 
+/* --- export as zip ------------------------------------------------------------------- */
+
+/* A zip written as it is read, in one pass: each entry's CRC and sizes follow its data (a
+ * data descriptor, flag bit 3), entries are stored (method 0), names are UTF-8 (bit 11).
+ * The central directory goes last. Sizes are 32-bit (no ZIP64): an export stops with an
+ * error past 4 GiB. */
+#define ZIP_ENTRIES_MAX 65535
+#define ZIP_BYTES_MAX   0xffffffffLL
+
+struct zip_entry {
+        char *name;
+        uint32_t crc, size, offset;
+        uint16_t time, date;
+        bool dir;
+};
+
+static struct {
+        struct zip_entry *e;
+        size_t n;
+        uint64_t offset;
+        char buf[CHUNK];
+        size_t fill;
+} zip;
+
+static uint32_t crc_table[256];
+
+static uint32_t crc32_update(uint32_t crc, const unsigned char *p, size_t n)
+{
+        if (!crc_table[1])
+                for (uint32_t i = 0; i < 256; i++) {
+                        uint32_t c = i;
+                        for (int k = 0; k < 8; k++)
+                                c = c & 1 ? 0xedb88320u ^ (c >> 1) : c >> 1;
+                        crc_table[i] = c;
+                }
+        crc = ~crc;
+        while (n--)
+                crc = crc_table[(crc ^ *p++) & 0xff] ^ (crc >> 8);
+        return ~crc;
+}
+
+static void zip_flush(void)
+{
+        if (zip.fill && frame_write(conn, FRAME_STDOUT, zip.buf, zip.fill) < 0)
+                _exit(1);
+        zip.fill = 0;
+}
+
+static void zip_put(const void *data, size_t n)
+{
+        const char *p = data;
+        zip.offset += n;
+        if (zip.offset > (uint64_t)ZIP_BYTES_MAX)
+                refuse("too_large", "the export passed 4 GiB; export less at a time");
+        while (n) {
+                size_t room = sizeof zip.buf - zip.fill, take = n < room ? n : room;
+                memcpy(zip.buf + zip.fill, p, take);
+                zip.fill += take;
+                p += take;
+                n -= take;
+                if (zip.fill == sizeof zip.buf)
+                        zip_flush();
+        }
+}
+
+static void put16(unsigned char *p, unsigned v)
+{
+        p[0] = (unsigned char)v;
+        p[1] = (unsigned char)(v >> 8);
+}
+
+static void put32(unsigned char *p, uint32_t v)
+{
+        put16(p, v & 0xffff);
+        put16(p + 2, v >> 16);
+}
+
+static void dos_time(time_t t, uint16_t *time_out, uint16_t *date_out)
+{
+        struct tm tm;
+        localtime_r(&t, &tm);
+        if (tm.tm_year < 80)
+                tm = (struct tm){.tm_year = 80, .tm_mday = 1};
+        *time_out = (uint16_t)(tm.tm_hour << 11 | tm.tm_min << 5 | tm.tm_sec / 2);
+        *date_out = (uint16_t)((tm.tm_year - 80) << 9 | (tm.tm_mon + 1) << 5 | tm.tm_mday);
+}
+
+static void zip_add(const char *path, const char *name, const struct stat *st)
+{
+        if (zip.n >= ZIP_ENTRIES_MAX)
+                refuse("too_large", "an export holds at most %d entries", ZIP_ENTRIES_MAX);
+        struct zip_entry *grown = realloc(zip.e, (zip.n + 1) * sizeof *zip.e);
+        if (!grown)
+                _exit(1);
+        zip.e = grown;
+        struct zip_entry *e = &zip.e[zip.n++];
+        bool dir = S_ISDIR(st->st_mode);
+        size_t nlen = strlen(name);
+        *e = (struct zip_entry){.offset = (uint32_t)zip.offset, .dir = dir};
+        if (asprintf(&e->name, "%s%s", name, dir && (nlen == 0 || name[nlen - 1] != '/') ? "/" : "") < 0)
+                _exit(1);
+        dos_time(st->st_mtime, &e->time, &e->date);
+        unsigned char h[30] = {0x50, 0x4b, 0x03, 0x04};
+        put16(h + 4, 20);
+        put16(h + 6, dir ? 0x0800 : 0x0808); /* UTF-8 names; sizes after the data */
+        put16(h + 10, e->time);
+        put16(h + 12, e->date);
+        put16(h + 26, (unsigned)strlen(e->name));
+        zip_put(h, sizeof h);
+        zip_put(e->name, strlen(e->name));
+        if (dir)
+                return;
+        struct stat fst;
+        int fd = open_regular(path, &fst);
+        uint32_t crc = 0;
+        uint64_t size = 0;
+        static char buf[CHUNK];
+        for (;;) {
+                ssize_t n = read(fd, buf, sizeof buf);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        fail(errno, "read", path);
+                if (n == 0)
+                        break;
+                crc = crc32_update(crc, (unsigned char *)buf, (size_t)n);
+                size += (uint64_t)n;
+                zip_put(buf, (size_t)n);
+        }
+        close(fd);
+        e->crc = crc;
+        e->size = (uint32_t)size;
+        unsigned char d[16] = {0x50, 0x4b, 0x07, 0x08};
+        put32(d + 4, e->crc);
+        put32(d + 8, e->size);
+        put32(d + 12, e->size);
+        zip_put(d, sizeof d);
+}
+
+static void zip_finish(void)
+{
+        uint32_t start = (uint32_t)zip.offset;
+        for (size_t i = 0; i < zip.n; i++) {
+                struct zip_entry *e = &zip.e[i];
+                unsigned char c[46] = {0x50, 0x4b, 0x01, 0x02};
+                put16(c + 4, 0x031e); /* made by: unix, 3.0 */
+                put16(c + 6, 20);
+                put16(c + 8, e->dir ? 0x0800 : 0x0808);
+                put16(c + 12, e->time);
+                put16(c + 14, e->date);
+                put32(c + 16, e->crc);
+                put32(c + 20, e->size);
+                put32(c + 24, e->size);
+                put16(c + 28, (unsigned)strlen(e->name));
+                put32(c + 38, (e->dir ? 040755u : 0100644u) << 16);
+                put32(c + 42, e->offset);
+                zip_put(c, sizeof c);
+                zip_put(e->name, strlen(e->name));
+        }
+        uint32_t cd_size = (uint32_t)zip.offset - start;
+        unsigned char end[22] = {0x50, 0x4b, 0x05, 0x06};
+        put16(end + 8, (unsigned)zip.n);
+        put16(end + 10, (unsigned)zip.n);
+        put32(end + 12, cd_size);
+        put32(end + 16, start);
+        zip_put(end, sizeof end);
+        zip_flush();
+}
+
+/* The name an exported path takes in the zip: its last component, and below it. */
+static const char *zip_base;
+static size_t zip_base_len;
+
+static int zip_walk(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+        (void)ftw;
+        if (flag != FTW_F && flag != FTW_D)
+                return 0; /* symlinks, unreadable directories: not exported */
+        if (flag == FTW_F && !S_ISREG(st->st_mode))
+                return 0; /* FIFOs, devices, sockets */
+        char name[PATH_MAX];
+        snprintf(name, sizeof name, "%s%s", zip_base, path + zip_base_len);
+        zip_add(path, name, st);
+        return 0;
+}
+
+static void do_zip(json_t *req)
+{
+        json_t *paths = json_object_get(req, "paths");
+        if (!json_is_array(paths) || json_array_size(paths) == 0 || json_array_size(paths) > INFO_MAX)
+                refuse("bad_request", "field 'paths' must be a list of 1 to 1000 paths");
+        size_t i;
+        json_t *p;
+        json_array_foreach(paths, i, p)
+        {
+                json_t *wrap = json_pack("{s:O}", "path", p);
+                const char *path = path_arg(wrap, "path");
+                struct stat st;
+                if (lstat(path, &st) < 0)
+                        fail(errno, "export", path);
+                json_decref(wrap);
+        }
+        frame_send_json(conn, FRAME_STARTED,
+                        json_pack("{s:i, s:s, s:s}", "size", -1, "mode", "0644", "name", "export.zip"));
+        json_array_foreach(paths, i, p)
+        {
+                char path[PATH_MAX];
+                snprintf(path, sizeof path, "%s", json_string_value(p));
+                size_t len = strlen(path);
+                while (len > 1 && path[len - 1] == '/')
+                        path[--len] = 0;
+                const char *slash = strrchr(path, '/');
+                zip_base = slash && slash[1] ? slash + 1 : path;
+                zip_base_len = strlen(path);
+                nftw(path, zip_walk, 16, FTW_PHYS);
+        }
+        zip_finish();
+        answer(json_pack("{s:I, s:I}", "size", (json_int_t)zip.offset, "entries", (json_int_t)zip.n));
+}
+
 /* --- the tree ------------------------------------------------------------------------ */
 
 static void do_mkdir(json_t *req, const char *path)
@@ -477,6 +698,8 @@ static _Noreturn void serve(json_t *req)
                 refuse("bad_request", "an fs request needs an action");
         if (!strcmp(action, "info"))
                 do_info(req);
+        if (!strcmp(action, "zip"))
+                do_zip(req);
         const char *path = path_arg(req, "path");
         if (!strcmp(action, "list"))
                 do_list(req, path);

@@ -208,7 +208,10 @@ class Node:
         try:
             conn.request(method, path, body=data, headers=hdrs)
             r = conn.getresponse()
-            return Response(r.status, r.getheaders(), r.read().decode("utf-8", "replace"))
+            data = r.read()
+            resp = Response(r.status, r.getheaders(), data.decode("utf-8", "replace"))
+            resp.data = data  # the body's bytes, for answers that are not text
+            return resp
         finally:
             conn.close()
 

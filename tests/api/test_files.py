@@ -169,6 +169,40 @@ def watches_report_each_kind_of_change(ctx):
     expect_error(node.request("POST", f"/v1/sandboxes/{other}/fs/watch/{wid}/poll", {}), 404)
 
 
+@test
+def import_and_export_as_zip(ctx):
+    node, sid = ctx["node"], ctx["sid"]
+    blob = os.urandom(70000)
+    r = ok(fs(node, sid, "import", files=[
+        {"path": "proj/a.txt", "content": "alpha"},
+        {"path": "proj/deep/b.bin", "content_b64": base64.b64encode(blob).decode()},
+        {"path": "proj/ü ñ.txt", "content": "ünïcode", "mode": "0600"}]))
+    expect([f["name"] for f in r["files"]] == ["a.txt", "b.bin", "ü ñ.txt"], r)
+    expect(r["files"][2]["mode"] == "0600", r)
+    node.shell(sid, "mkfifo ~/proj/fifo; ln -s /etc/passwd ~/proj/link")
+    resp = node.request("POST", f"/v1/sandboxes/{sid}/fs/export", {"paths": ["proj", "/etc/hostname"]})
+    expect(resp.status == 200 and resp.headers["content-type"] == "application/zip", resp.status)
+    path = os.path.join(node.state, "export.zip")
+    with open(path, "wb") as f:
+        f.write(resp.data)
+    out = subprocess.run(["unzip", "-t", path], capture_output=True, text=True)
+    expect(out.returncode == 0 and "No errors detected" in out.stdout, out.stdout + out.stderr)
+    listing = subprocess.run(["unzip", "-Z1", path], capture_output=True, text=True).stdout.split("\n")
+    for name in ("proj/", "proj/a.txt", "proj/deep/", "proj/deep/b.bin", "proj/ü ñ.txt", "hostname"):
+        expect(name in listing, f"{name} missing from {listing}")
+    expect("proj/fifo" not in listing and "proj/link" not in listing, listing)  # regular files only
+    got = subprocess.run(["unzip", "-p", path, "proj/deep/b.bin"], capture_output=True).stdout
+    expect(got == blob, "the zipped binary differs")
+    # One file comes as it is.
+    resp = node.request("POST", f"/v1/sandboxes/{sid}/fs/export", {"paths": ["proj/a.txt"]})
+    expect(resp.status == 200 and resp.body == "alpha", resp)
+    expect('filename="a.txt"' in resp.headers["content-disposition"], resp.headers)
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/fs/export", {"paths": ["/nope"]}), 404)
+    expect_error(node.request("POST", f"/v1/sandboxes/{sid}/fs/export", {"paths": []}), 400)
+    expect_error(fs(node, sid, "import", files=[{"path": "x"}]), 400)
+    os.unlink(path)
+
+
 def worker_peak_rss_kib(node):
     peaks = []
     for pid in node.worker_pids():
