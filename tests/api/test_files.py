@@ -8,7 +8,7 @@ import os
 import subprocess
 import time
 
-from harness import Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test
+from harness import SANITIZED, Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test
 
 
 def fs(node, sid, action, **body):
@@ -244,7 +244,9 @@ def a_gibibyte_in_and_out_with_flat_worker_memory(ctx):
     after = worker_peak_rss_kib(node)
     grew = max(a - b for a, b in zip(after, before)) if len(after) == len(before) else max(after)
     print(f"    worker peak RSS grew by {grew} KiB over a 1 GiB upload and download")
-    expect(grew < 16 * 1024, f"worker memory grew by {grew} KiB")
+    # Under ASan freed memory waits in a quarantine (256 MiB by default) before reuse, so
+    # only a plain build's peak says whether the transfer holds more than a chunk.
+    expect(SANITIZED or grew < 16 * 1024, f"worker memory grew by {grew} KiB")
     os.unlink(src)
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
