@@ -52,6 +52,7 @@ int api_fs_download(struct http_ctx *ctx);
 int api_fs_upload(struct http_ctx *ctx);
 int api_fs_watch(struct http_ctx *ctx);
 int api_fs_export(struct http_ctx *ctx);
+int api_git_clone(struct http_ctx *ctx);
 int api_fs_import(struct http_ctx *ctx);
 int api_fs_watch_poll(struct http_ctx *ctx);
 int api_fs_watch_stop(struct http_ctx *ctx);

@@ -41,6 +41,7 @@ const struct route routes[] = {
      ROUTE_EMPTY_BODY_OK, NULL},
     {"POST", "/v1/sandboxes/:id/fs/export", api_fs_export, SCOPE_SANDBOXES, 8 * 1024 * KiB, 0, NULL},
     {"POST", "/v1/sandboxes/:id/fs/import", api_fs_import, SCOPE_SANDBOXES, 44 * 1024 * KiB, 0, NULL},
+    {"POST", "/v1/sandboxes/:id/git/clone", api_git_clone, SCOPE_SANDBOXES, 64 * KiB, 0, NULL},
     /* Raw transfers stream: no size limit but the sandbox's disk. */
     {"GET", "/v1/sandboxes/:id/fs/raw", api_fs_download, SCOPE_SANDBOXES, 0, 0, NULL},
     {"PUT", "/v1/sandboxes/:id/fs/raw", api_fs_upload, SCOPE_SANDBOXES, (size_t)1 << 50, ROUTE_RAW_BODY,

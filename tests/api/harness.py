@@ -349,6 +349,79 @@ class OutsideHost:
         for a in self.ADDRESSES:
             assert wait_until(lambda: self._answers(a), timeout=10), f"outside server {a} did not start"
 
+    def start_git_servers(self):
+        """Git servers on 198.51.100.2: git's smart-HTTP backend behind nginx (fcgiwrap) on
+        port 8081, /public/ open and /private/ with basic auth (tester / s3cret), and
+        `git daemon` on 9418, serving the same two repositories: two commits on main, one
+        more on a branch 'feature'. Returns {main, feature, first}: the commit ids."""
+        d = self.dir
+        run = lambda *a, **kw: subprocess.run(a, check=True, capture_output=True, text=True, **kw)
+        work = os.path.join(d, "work")
+        env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+               "GIT_COMMITTER_EMAIL": "t@t"}
+        run("git", "init", "-q", "-b", "main", work)
+        commits = {}
+        for i, (branch, name) in enumerate([("main", "first"), ("main", "main"), ("feature", "feature")]):
+            if branch == "feature" and i == 2:
+                run("git", "-C", work, "checkout", "-q", "-b", "feature")
+            with open(os.path.join(work, f"file{i}.txt"), "w") as f:
+                f.write(f"content {i}\n")
+            run("git", "-C", work, "add", ".", env=env)
+            run("git", "-C", work, "commit", "-q", "-m", f"commit {i}", env=env)
+            commits[name] = run("git", "-C", work, "rev-parse", "HEAD").stdout.strip()
+        run("git", "-C", work, "checkout", "-q", "main")
+        for kind in ("public", "private"):
+            os.makedirs(os.path.join(d, "http", kind))
+            run("git", "clone", "-q", "--bare", work, os.path.join(d, "http", kind, "repo.git"))
+        with open(os.path.join(d, "htpasswd"), "w") as f:
+            f.write("tester:" + run("openssl", "passwd", "-apr1", "s3cret").stdout.strip() + "\n")
+        os.makedirs(os.path.join(d, "tmp"))
+        with open(os.path.join(d, "nginx.conf"), "w") as f:
+            f.write(f"""
+user root;
+pid {d}/nginx.pid;
+error_log {d}/nginx-error.log;
+events {{}}
+http {{
+    access_log off;
+    client_body_temp_path {d}/tmp/body; proxy_temp_path {d}/tmp/proxy; fastcgi_temp_path {d}/tmp/fcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
+    server {{
+        listen {self.ADDRESSES[0]}:8081;
+        location /private/ {{
+            auth_basic "git"; auth_basic_user_file {d}/htpasswd;
+            include {d}/git.conf;
+        }}
+        location /public/ {{ include {d}/git.conf; }}
+    }}
+}}
+""")
+        with open(os.path.join(d, "git.conf"), "w") as f:
+            f.write(f"""
+fastcgi_pass unix:{d}/fcgiwrap.sock;
+fastcgi_param SCRIPT_FILENAME /usr/lib/git-core/git-http-backend;
+fastcgi_param GIT_PROJECT_ROOT {d}/http;
+fastcgi_param GIT_HTTP_EXPORT_ALL "";
+fastcgi_param PATH_INFO $uri;
+fastcgi_param REMOTE_USER $remote_user;
+fastcgi_param QUERY_STRING $query_string;
+fastcgi_param REQUEST_METHOD $request_method;
+fastcgi_param CONTENT_TYPE $content_type;
+fastcgi_param CONTENT_LENGTH $content_length;
+""")
+        inside = ["nsenter", f"--net=/run/netns/{self.name}"]
+        self.servers.append(subprocess.Popen(["fcgiwrap", "-s", f"unix:{d}/fcgiwrap.sock"],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.servers.append(subprocess.Popen([*inside, "nginx", "-c", f"{d}/nginx.conf", "-p", d, "-g", "daemon off;"],
+                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        self.servers.append(subprocess.Popen(
+            [*inside, "git", "daemon", "--reuseaddr", f"--base-path={d}/http", "--export-all",
+             f"--listen={self.ADDRESSES[0]}", "--port=9418", f"{d}/http"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in (8081, 9418):
+            assert wait_until(lambda: self._answers(self.ADDRESSES[0], port), timeout=10), f"git server {port}"
+        return commits
+
     def udp_log(self, address):
         return os.path.join(self.dir, f"udp-{address}.log")
 
@@ -359,17 +432,24 @@ class OutsideHost:
         except OSError:
             return []
 
-    def _answers(self, address):
+    def _answers(self, address, port=None):
         try:
-            with socket.create_connection((address, self.PORT), timeout=0.5):
+            with socket.create_connection((address, port or self.PORT), timeout=0.5):
                 return True
         except OSError:
             return False
 
     def close(self):
         for p in self.servers:
-            p.kill()
-            p.wait()
+            p.terminate()  # nginx's master takes its workers with it
+        for p in self.servers:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        if os.path.exists(os.path.join(self.dir, "nginx.pid")):
+            subprocess.run(["pkill", "-F", os.path.join(self.dir, "nginx.pid")], capture_output=True)
         subprocess.run(["ip", "link", "del", self.name], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
         shutil.rmtree(self.dir, ignore_errors=True)

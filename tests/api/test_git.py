@@ -1,0 +1,106 @@
+"""git clone through the real API, from real git servers on an outside host the sandbox
+reaches through its own network: git's smart-HTTP backend behind nginx (public, and
+private with basic auth) and git daemon."""
+import json
+
+from harness import Node, OutsideHost, delete_all_and_expect_nothing_left, expect, expect_error, main, test
+
+HOST = OutsideHost.ADDRESSES[0]
+PUBLIC = f"http://{HOST}:8081/public/repo.git"
+PRIVATE = f"http://{HOST}:8081/private/repo.git"
+
+
+def clone(ctx, **body):
+    return ctx["node"].request("POST", f"/v1/sandboxes/{ctx['sid']}/git/clone", body, timeout=120)
+
+
+def sh(ctx, cmd):
+    return ctx["node"].shell(ctx["sid"], cmd).json["stdout"]
+
+
+@test
+def public_repository_over_http(ctx):
+    r = clone(ctx, url=PUBLIC)
+    expect(r.status == 200, r)
+    expect(r.json == {"path": "/home/user/repo", "commit": ctx["commits"]["main"], "branch": "main"}, r.json)
+    expect(sh(ctx, "cat ~/repo/file1.txt; stat -c %U ~/repo/file0.txt") == "content 1\nuser\n")
+
+
+@test
+def private_repository_with_good_and_bad_credentials(ctx):
+    expect_error(clone(ctx, url=PRIVATE, path="p0"), 403, "credentials")
+    expect_error(clone(ctx, url=PRIVATE, path="p1", username="tester", password="wrong"), 403, "refused")
+    r = clone(ctx, url=PRIVATE, path="p2", username="tester", password="s3cret")
+    expect(r.status == 200 and r.json["commit"] == ctx["commits"]["main"], r)
+    # Credentials in the URL work too; none is kept in the clone.
+    r = clone(ctx, url=PRIVATE.replace("http://", "http://tester:s3cret@"), path="p3")
+    expect(r.status == 200, r)
+    config = sh(ctx, "cat ~/p2/.git/config ~/p3/.git/config")
+    expect("s3cret" not in config and "tester" not in config and PRIVATE in config, config)
+    log = open(f"{ctx['node'].state}/logs/warrend.log").read()
+    expect("s3cret" not in log, "a password reached the log")
+
+
+@test
+def branch_commit_and_git_daemon(ctx):
+    r = clone(ctx, url=PUBLIC, path="b", branch="feature")
+    expect(r.status == 200 and r.json["branch"] == "feature" and r.json["commit"] == ctx["commits"]["feature"], r)
+    expect(sh(ctx, "ls ~/b") == "file0.txt\nfile1.txt\nfile2.txt\n")
+    first = ctx["commits"]["first"]
+    r = clone(ctx, url=PUBLIC, path="c", commit=first[:12])
+    expect(r.status == 200 and r.json["commit"] == first and r.json["branch"] is None, r)
+    expect(sh(ctx, "ls ~/c; git -C ~/c rev-parse HEAD") == f"file0.txt\n{first}\n")
+    r = clone(ctx, url=f"git://{HOST}/public/repo.git", path="d")
+    expect(r.status == 200 and r.json["commit"] == ctx["commits"]["main"], r)
+
+
+@test
+def errors_are_clear(ctx):
+    expect_error(clone(ctx, url="http://nowhere.invalid/repo.git", path="e1"), 400, "resolve")
+    expect_error(clone(ctx, url=PUBLIC, path="e2", branch="nope"), 404, "branch")
+    expect_error(clone(ctx, url=PUBLIC, path="e3", commit="0123456789abcdef0123"), 404, "commit")
+    expect_error(clone(ctx, url=f"http://{HOST}:8081/public/missing.git", path="e4"), 404)
+    expect_error(clone(ctx, url=PUBLIC), 409, "not an empty folder")  # ~/repo exists
+    expect_error(clone(ctx, url=PUBLIC, depth=1), 400, "depth")
+    expect_error(clone(ctx, url="file:///etc"), 400, "url")
+    expect_error(clone(ctx, url="ssh://x/y"), 400, "url")
+    expect_error(clone(ctx), 400, "url")
+    expect_error(ctx["node"].request("POST", "/v1/sandboxes/nosuch/git/clone", {"url": PUBLIC}), 404)
+
+
+@test
+def the_clone_uses_the_sandbox_network(ctx):
+    node = ctx["node"]
+    # The node's own API, as the host sees it, is not the sandbox's to reach.
+    r = clone(ctx, url=f"http://127.0.0.1:{node.http_port}/v1/x.git", path="h1")
+    expect(r.status >= 400, r)
+    r = clone(ctx, url=f"http://{node.gateway}:{node.http_port}/v1/x.git", path="h2")
+    expect(r.status >= 400 and ("refused" in r.json["error"] or "connect" in r.json["error"]), r)
+    # With internet off, the outside server is out of reach too.
+    node.request("POST", f"/v1/sandboxes/{ctx['sid']}/network", {"internet": False})
+    r = clone(ctx, url=PUBLIC, path="h3")
+    expect(r.status >= 400, r)
+    node.request("POST", f"/v1/sandboxes/{ctx['sid']}/network", {"internet": True})
+    expect(clone(ctx, url=PUBLIC, path="h4").status == 200)
+
+
+@test
+def nothing_is_left_on_the_host(ctx):
+    delete_all_and_expect_nothing_left(ctx["node"])
+
+
+def setup():
+    node = Node(workers=2, threads=32).start()
+    outside = OutsideHost()
+    commits = outside.start_git_servers()
+    r = node.request("POST", "/v1/sandboxes", {})
+    assert r.status == 201, r
+    return {"node": node, "outside": outside, "commits": commits, "sid": r.json["id"]}
+
+
+def teardown(ctx):
+    ctx["outside"].close()
+    ctx["node"].destroy()
+
+
+main(setup, teardown)
