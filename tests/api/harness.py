@@ -324,6 +324,7 @@ class OutsideHost:
     it as they would the internet: forwarded and masqueraded by the node."""
 
     ADDRESSES = ("198.51.100.2", "203.0.113.2")
+    GIT_NAME = "git.warren.test"  # the HTTPS git server's name; a node's dns/hosts maps it
     PORT = 8080
 
     def __init__(self):
@@ -351,7 +352,8 @@ class OutsideHost:
 
     def start_git_servers(self):
         """Git servers on 198.51.100.2: git's smart-HTTP backend behind nginx (fcgiwrap) on
-        port 8081, /public/ open and /private/ with basic auth (tester / s3cret), and
+        port 8081 and over HTTPS on 8444 (a certificate from a CA of the test's own, in
+        self.ca_pem), /public/ open and /private/ with basic auth (tester / s3cret), and
         `git daemon` on 9418, serving the same two repositories: two commits on main, one
         more on a branch 'feature'. Returns {main, feature, first}: the commit ids."""
         d = self.dir
@@ -376,6 +378,17 @@ class OutsideHost:
         with open(os.path.join(d, "htpasswd"), "w") as f:
             f.write("tester:" + run("openssl", "passwd", "-apr1", "s3cret").stdout.strip() + "\n")
         os.makedirs(os.path.join(d, "tmp"))
+        # HTTPS with a CA of the test's own (a sandbox trusts it once it is in its bundle).
+        run("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-days", "2", "-subj", "/CN=warren test CA", "-keyout", f"{d}/ca.key", "-out", f"{d}/ca.crt")
+        run("openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-subj", f"/CN={self.GIT_NAME}", "-keyout", f"{d}/tls.key", "-out", f"{d}/tls.csr")
+        with open(f"{d}/san.ext", "w") as f:
+            f.write(f"subjectAltName=DNS:{self.GIT_NAME}\n")
+        run("openssl", "x509", "-req", "-in", f"{d}/tls.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
+            "-CAcreateserial", "-days", "2", "-extfile", f"{d}/san.ext", "-out", f"{d}/tls.crt")
+        with open(f"{d}/ca.crt") as f:
+            self.ca_pem = f.read()
         with open(os.path.join(d, "nginx.conf"), "w") as f:
             f.write(f"""
 user root;
@@ -388,6 +401,9 @@ http {{
     uwsgi_temp_path {d}/tmp/uwsgi; scgi_temp_path {d}/tmp/scgi;
     server {{
         listen {self.ADDRESSES[0]}:8081;
+        listen {self.ADDRESSES[0]}:8444 ssl;
+        ssl_certificate {d}/tls.crt;
+        ssl_certificate_key {d}/tls.key;
         location /private/ {{
             auth_basic "git"; auth_basic_user_file {d}/htpasswd;
             include {d}/git.conf;

@@ -1,7 +1,8 @@
 """git clone through the real API, from real git servers on an outside host the sandbox
 reaches through its own network: git's smart-HTTP backend behind nginx (public, and
 private with basic auth) and git daemon."""
-import json
+import os
+import signal
 
 from harness import Node, OutsideHost, delete_all_and_expect_nothing_left, expect, expect_error, main, test
 
@@ -39,6 +40,22 @@ def private_repository_with_good_and_bad_credentials(ctx):
     expect("s3cret" not in config and "tester" not in config and PRIVATE in config, config)
     log = open(f"{ctx['node'].state}/logs/warrend.log").read()
     expect("s3cret" not in log, "a password reached the log")
+
+
+@test
+def private_repository_over_https(ctx):
+    # The sandbox trusts the test's CA the way a user would: in its own CA bundle.
+    ctx["node"].shell(ctx["sid"], f"cat >> /etc/ssl/certs/ca-certificates.crt <<'EOF'\n{ctx['ca']}EOF", user="root")
+    node = ctx["node"]
+    with open(f"{node.state}/dns/hosts", "a") as f:
+        f.write(f"{HOST} {OutsideHost.GIT_NAME}\n")
+    with open(f"{node.state}/run/dnsmasq.pid") as f:
+        os.kill(int(f.read()), signal.SIGHUP)
+    url = f"https://{OutsideHost.GIT_NAME}:8444/private/repo.git"
+    expect_error(clone(ctx, url=url, path="s1", username="tester", password="nope"), 403)
+    r = clone(ctx, url=url, path="s2", username="tester", password="s3cret")
+    expect(r.status == 200 and r.json["commit"] == ctx["commits"]["main"], r)
+    expect("s3cret" not in sh(ctx, "cat ~/s2/.git/config"))
 
 
 @test
@@ -95,7 +112,7 @@ def setup():
     commits = outside.start_git_servers()
     r = node.request("POST", "/v1/sandboxes", {})
     assert r.status == 201, r
-    return {"node": node, "outside": outside, "commits": commits, "sid": r.json["id"]}
+    return {"node": node, "outside": outside, "commits": commits, "sid": r.json["id"], "ca": outside.ca_pem}
 
 
 def teardown(ctx):
