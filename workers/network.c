@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -147,10 +148,39 @@ static void mac_text(const uint8_t mac[6], char out[18])
 static pthread_mutex_t nft_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct nft_ctx *nft;
 
-/* Workers change the ruleset from several processes at once, and libnftables reads the
- * kernel's ruleset into its cache before each change; a read that another process's change
- * interrupts fails, so a failed run is tried again a few times before it counts. */
+/* Every Warren process on the host (a node's workers and master, and any other node here)
+ * changes the ruleset under one lock file: libnftables reads the kernel's ruleset into its
+ * cache before each change, and a change made by another process during that read fails
+ * it. Whatever else edits nftables on the host can still interrupt one, so a failed run is
+ * tried again a few times before it counts. */
+#define NFT_LOCK_PATH "/run/lock/warren-nftables.lock"
+
+static int nft_lock_fd = -1;
+
+static void nft_host_lock(bool take)
+{
+        if (nft_lock_fd < 0)
+                nft_lock_fd = open(NFT_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (nft_lock_fd >= 0)
+                while (flock(nft_lock_fd, take ? LOCK_EX : LOCK_UN) < 0 && errno == EINTR)
+                        ;
+}
+
+static int nft_run_attempts(const char *cmds, int attempts, char err[NETWORK_ERR_MAX]);
+
 static int nft_run(const char *cmds, char err[NETWORK_ERR_MAX])
+{
+        return nft_run_attempts(cmds, 10, err);
+}
+
+/* For removals, which fail when what they remove is not there: two tries, no error text. */
+static int nft_run_once(const char *cmds)
+{
+        char err[NETWORK_ERR_MAX];
+        return nft_run_attempts(cmds, 2, err);
+}
+
+static int nft_run_attempts(const char *cmds, int attempts, char err[NETWORK_ERR_MAX])
 {
         pthread_mutex_lock(&nft_lock);
         if (!nft) {
@@ -160,8 +190,9 @@ static int nft_run(const char *cmds, char err[NETWORK_ERR_MAX])
                         nft_ctx_buffer_error(nft);
                 }
         }
+        nft_host_lock(true);
         int r = -ENOMEM;
-        for (int attempt = 0; nft && attempt < 5; attempt++) {
+        for (int attempt = 0; nft && attempt < attempts; attempt++) {
                 if (attempt)
                         nanosleep(&(struct timespec){.tv_nsec = attempt * 2000000L}, NULL);
                 r = nft_run_cmd_from_buffer(nft, cmds) == 0 ? 0 : -EINVAL;
@@ -173,6 +204,7 @@ static int nft_run(const char *cmds, char err[NETWORK_ERR_MAX])
                         if (*c == '\n')
                                 *c = ' ';
         }
+        nft_host_lock(false);
         pthread_mutex_unlock(&nft_lock);
         return r;
 }
@@ -595,15 +627,37 @@ void network_sandbox_release(const struct warren_config *cfg, const char *id, lo
         slot_port(&n, slot, port);
         slot_mac(&n, slot, mac);
         mac_text(mac, macs);
-        /* One by one: whichever of them a failed start never made must not keep the others. */
-        snprintf(cmd, sizeof cmd, "delete element inet %s egress { %s }", n.bridge, ip);
-        nft_run(cmd, err);
-        snprintf(cmd, sizeof cmd, "flush chain inet %1$s sb_%2$s\ndelete chain inet %1$s sb_%2$s", n.bridge,
-                 id);
-        nft_run(cmd, err);
-        snprintf(cmd, sizeof cmd, "delete element bridge %s ports { \"%s\" . %s . %s }", n.bridge, port, macs,
-                 ip);
-        nft_run(cmd, err);
+        /* In one transaction; should it fail (a failed start made only some of them), one by
+         * one, so that whatever is there goes. */
+        char all[1024];
+        snprintf(all, sizeof all,
+                 "delete element inet %1$s egress { %2$s }\n"
+                 "flush chain inet %1$s sb_%3$s\n"
+                 "delete chain inet %1$s sb_%3$s\n"
+                 "delete element bridge %1$s ports { \"%4$s\" . %5$s . %2$s }\n",
+                 n.bridge, ip, id, port, macs);
+        if (nft_run_once(all) < 0) {
+                snprintf(cmd, sizeof cmd, "delete element inet %s egress { %s }", n.bridge, ip);
+                nft_run_once(cmd);
+                snprintf(cmd, sizeof cmd, "flush chain inet %1$s sb_%2$s\ndelete chain inet %1$s sb_%2$s",
+                         n.bridge, id);
+                nft_run_once(cmd);
+                snprintf(cmd, sizeof cmd, "delete element bridge %s ports { \"%s\" . %s . %s }", n.bridge,
+                         port, macs, ip);
+                nft_run_once(cmd);
+        }
+        /* The link goes with the sandbox's network namespace, which the kernel tears down
+         * once the last process is gone (deleting it here would wait on that teardown); a
+         * slot reused before then finds the old link and removes it (link_plug). */
+}
+
+void network_link_remove(const struct warren_config *cfg, long long slot)
+{
+        struct network n;
+        char err[NETWORK_ERR_MAX], port[IFNAMSIZ_BUF];
+        if (slot < 0 || network_parse(cfg, &n, err) < 0)
+                return;
+        slot_port(&n, slot, port);
         int nl = nl_open();
         if (nl >= 0) {
                 nl_link_del(nl, port);

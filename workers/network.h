@@ -58,6 +58,10 @@ json_t *network_policy_default(void);
 int network_policy_apply(const struct warren_config *cfg, const char *id, long long slot, json_t *policy,
                          char err[NETWORK_ERR_MAX]);
 
-/* Removes the sandbox's rules and its link (the namespace takes the link with it when its
- * last process goes; this covers a namespace something still held). */
+/* Removes the slot's link now (it would otherwise go when the kernel tears its namespace
+ * down): for a start that failed, which must leave nothing. */
+void network_link_remove(const struct warren_config *cfg, long long slot);
+
+/* Removes the sandbox's rules. Its link goes with its network namespace, which the kernel
+ * tears down once the last process is gone. */
 void network_sandbox_release(const struct warren_config *cfg, const char *id, long long slot);

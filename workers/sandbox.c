@@ -297,6 +297,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", lerr);
                 cgroup_destroy(cg, cgerr);
                 cgroup_free(cg);
+                network_link_remove(sc->cfg, uid_slot); /* a failed start leaves no link */
                 return r;
         }
         char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
@@ -306,6 +307,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", aerr);
                 cgroup_destroy(cg, cgerr);
                 cgroup_free(cg);
+                network_link_remove(sc->cfg, uid_slot);
                 return r;
         }
         *ret_cg = cg;
