@@ -180,21 +180,29 @@ static int nft_run_once(const char *cmds)
         return nft_run_attempts(cmds, 2, err);
 }
 
+/* A context whose run failed is replaced: an interrupted read can leave answers on its
+ * netlink socket that every later request would take for its own (libmnl then says
+ * "Protocol error" forever). */
+static struct nft_ctx *nft_ctx_fresh(void)
+{
+        struct nft_ctx *ctx = nft_ctx_new(NFT_CTX_DEFAULT);
+        if (ctx) {
+                nft_ctx_buffer_output(ctx);
+                nft_ctx_buffer_error(ctx);
+        }
+        return ctx;
+}
+
 static int nft_run_attempts(const char *cmds, int attempts, char err[NETWORK_ERR_MAX])
 {
         pthread_mutex_lock(&nft_lock);
-        if (!nft) {
-                nft = nft_ctx_new(NFT_CTX_DEFAULT);
-                if (nft) {
-                        nft_ctx_buffer_output(nft);
-                        nft_ctx_buffer_error(nft);
-                }
-        }
         nft_host_lock(true);
         int r = -ENOMEM;
-        for (int attempt = 0; nft && attempt < attempts; attempt++) {
+        for (int attempt = 0; attempt < attempts; attempt++) {
                 if (attempt)
                         nanosleep(&(struct timespec){.tv_nsec = attempt * 2000000L}, NULL);
+                if (!nft && !(nft = nft_ctx_fresh()))
+                        continue;
                 r = nft_run_cmd_from_buffer(nft, cmds) == 0 ? 0 : -EINVAL;
                 if (r == 0)
                         break;
@@ -203,6 +211,8 @@ static int nft_run_attempts(const char *cmds, int attempts, char err[NETWORK_ERR
                 for (char *c = err; *c; c++) /* one line in the log */
                         if (*c == '\n')
                                 *c = ' ';
+                nft_ctx_free(nft);
+                nft = NULL;
         }
         nft_host_lock(false);
         pthread_mutex_unlock(&nft_lock);
