@@ -656,9 +656,10 @@ void network_sandbox_release(const struct warren_config *cfg, const char *id, lo
                          port, macs, ip);
                 nft_run_once(cmd);
         }
-        /* The link goes with the sandbox's network namespace, which the kernel tears down
-         * once the last process is gone (deleting it here would wait on that teardown); a
-         * slot reused before then finds the old link and removes it (link_plug). */
+        /* The link would go with the namespace's teardown, but not at once: removed here, a
+         * slot given out again never meets its last sandbox's link. (It costs the delete the
+         * wait on that teardown.) */
+        network_link_remove(cfg, slot);
 }
 
 void network_link_remove(const struct warren_config *cfg, long long slot)

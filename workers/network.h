@@ -59,9 +59,8 @@ int network_policy_apply(const struct warren_config *cfg, const char *id, long l
                          char err[NETWORK_ERR_MAX]);
 
 /* Removes the slot's link now (it would otherwise go when the kernel tears its namespace
- * down): for a start that failed, which must leave nothing. */
+ * down). */
 void network_link_remove(const struct warren_config *cfg, long long slot);
 
-/* Removes the sandbox's rules. Its link goes with its network namespace, which the kernel
- * tears down once the last process is gone. */
+/* Removes the sandbox's rules and its link. */
 void network_sandbox_release(const struct warren_config *cfg, const char *id, long long slot);
