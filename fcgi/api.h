@@ -6,6 +6,7 @@
 
 #include "request.h"
 #include "router.h"
+#include "sandbox.h"
 
 extern const struct route routes[];
 extern const size_t routes_count;
@@ -62,6 +63,10 @@ int api_sandboxes_metrics(struct http_ctx *ctx);
 int api_sandboxes_shell(struct http_ctx *ctx);
 int api_sandboxes_run(struct http_ctx *ctx);
 int api_sandboxes_run_stream(struct http_ctx *ctx);
+/* The sandbox layer as a request's worker sees it: its Redis connection, and the master
+ * (the worker's parent) as the keeper of the warm pool. */
+struct sandbox_ctx api_sandbox_ctx(struct http_ctx *ctx);
+
 /* Answers an error from workers/sandbox.c: 404, 400, 429 (quota), 409 (paused), 503 (node
  * full or Redis away, with Retry-After), else 500 with the reason. */
 int api_respond_sandbox_error(struct http_ctx *ctx, int r, const char *err);

@@ -28,7 +28,7 @@ static int status_of(const char *code)
         } map[] = {{"not_found", 404},      {"permission_denied", 403}, {"not_a_file", 400},
                    {"is_a_directory", 400}, {"not_a_directory", 400},   {"bad_request", 400},
                    {"exists", 409},         {"not_empty", 409},         {"too_large", 413},
-                   {"no_space", 507}};
+                   {"no_space", 507},       {"too_many", 409}};
         for (size_t i = 0; i < ELEMENTSOF(map); i++)
                 if (strcmp(code, map[i].code) == 0)
                         return map[i].status;
@@ -40,6 +40,23 @@ static int respond_agent_error(struct http_ctx *ctx, struct agent_result *res)
         int status = status_of(res->error_code);
         agent_result_clear(res);
         return http_respond_error(ctx, status, "%s", res->error);
+}
+
+/* Sends req (consumed) with its input, and answers the client with the agent's RESULT at
+ * status, or with its error. */
+static int answer_with_result(struct http_ctx *ctx, json_t *req, const char *data, size_t len, int wait_ms,
+                              const struct agent_stream *stream, int status)
+{
+        struct agent_result res;
+        int r = api_agent_call(ctx, req, data, len, 4096, wait_ms, stream, &res);
+        if (r <= 0)
+                return r;
+        if (res.error_code[0])
+                return respond_agent_error(ctx, &res);
+        json_t *out = json_incref(res.result);
+        agent_result_clear(&res);
+        return out ? http_respond_json(ctx, status, out)
+                   : http_respond_error(ctx, 502, "the agent said nothing");
 }
 
 /* A request for the agent: the action, the body's fields it uses, and the user. */
@@ -83,16 +100,7 @@ static int simple(struct http_ctx *ctx, const char *action, const struct json_fi
         json_t *req = fs_request(ctx, action, pass, npass, err);
         if (!req)
                 return http_respond_error(ctx, 400, "%s", err);
-        struct agent_result res;
-        int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
-        if (r <= 0)
-                return r;
-        if (res.error_code[0])
-                return respond_agent_error(ctx, &res);
-        json_t *out = json_incref(res.result);
-        agent_result_clear(&res);
-        return out ? http_respond_json(ctx, 200, out)
-                   : http_respond_error(ctx, 502, "the agent said nothing");
+        return answer_with_result(ctx, req, NULL, 0, FS_WAIT_MS, NULL, 200);
 }
 
 int api_fs_list(struct http_ctx *ctx)
@@ -224,17 +232,8 @@ static int write_whole(struct http_ctx *ctx, bool bytes)
         json_t *req = fs_request(ctx, "write", pass, ELEMENTSOF(pass), err);
         if (!req)
                 return http_respond_error(ctx, 400, "%s", err);
-        struct agent_result res;
         /* An empty file still sends its end of input. */
-        int r = api_agent_call(ctx, req, data ? data : "", len, 4096, FS_WAIT_MS, NULL, &res);
-        if (r <= 0)
-                return r;
-        if (res.error_code[0])
-                return respond_agent_error(ctx, &res);
-        json_t *out = json_incref(res.result);
-        agent_result_clear(&res);
-        return out ? http_respond_json(ctx, 200, out)
-                   : http_respond_error(ctx, 502, "the agent said nothing");
+        return answer_with_result(ctx, req, data ? data : "", len, FS_WAIT_MS, NULL, 200);
 }
 
 int api_fs_write(struct http_ctx *ctx)
@@ -541,16 +540,7 @@ int api_fs_upload(struct http_ctx *ctx)
         if (!req)
                 return http_respond_error(ctx, 400, "%s", q.err);
         struct agent_stream stream = {.read_input = upload_read, .arg = ctx};
-        struct agent_result res;
-        int r = api_agent_call(ctx, req, NULL, 0, 4096, RAW_WAIT_MS, &stream, &res);
-        if (r <= 0)
-                return r;
-        if (res.error_code[0])
-                return respond_agent_error(ctx, &res);
-        json_t *out = json_incref(res.result);
-        agent_result_clear(&res);
-        return out ? http_respond_json(ctx, 201, out)
-                   : http_respond_error(ctx, 502, "the agent said nothing");
+        return answer_with_result(ctx, req, NULL, 0, RAW_WAIT_MS, &stream, 201);
 }
 
 /* --- watches --------------------------------------------------------------------------- */
@@ -579,36 +569,14 @@ int api_fs_watch(struct http_ctx *ctx)
                  path);
         json_t *req = json_pack("{s:s, s:s, s:b}", "op", "watch_start", "path", full, "recursive",
                                 json_is_true(json_object_get(ctx->body, "recursive")));
-        struct agent_result res;
-        int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
-        if (r <= 0)
-                return r;
-        if (res.error_code[0])
-                return strcmp(res.error_code, "too_many") == 0
-                           ? (agent_result_clear(&res), http_respond_error(ctx, 409, "%s", res.error))
-                           : respond_agent_error(ctx, &res);
-        json_t *out = json_incref(res.result);
-        agent_result_clear(&res);
-        return http_respond_json(ctx, 201, out);
+        return answer_with_result(ctx, req, NULL, 0, FS_WAIT_MS, NULL, 201);
 }
 
 static int watch_call(struct http_ctx *ctx, const char *op)
 {
         const char *wid = route_param(&ctx->params, "wid");
-        json_t *req = json_pack("{s:s, s:s}", "op", op, "id", wid);
-        struct agent_result res;
-        /* Events are small but many: a full queue of them is a few MiB of JSON. */
-        int r = api_agent_call(ctx, req, NULL, 0, 4096, FS_WAIT_MS, NULL, &res);
-        if (r <= 0)
-                return r;
-        if (res.error_code[0]) {
-                if (strcmp(res.error_code, "not_found") == 0)
-                        snprintf(res.error, sizeof res.error, "no watch '%.64s' in this sandbox", wid);
-                return respond_agent_error(ctx, &res);
-        }
-        json_t *out = json_incref(res.result);
-        agent_result_clear(&res);
-        return http_respond_json(ctx, 200, out);
+        return answer_with_result(ctx, json_pack("{s:s, s:s}", "op", op, "id", wid), NULL, 0, FS_WAIT_MS,
+                                  NULL, 200);
 }
 
 int api_fs_watch_poll(struct http_ctx *ctx)

@@ -34,12 +34,6 @@ static long long now_ms(void)
         return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static struct sandbox_ctx ports_ctx(struct http_ctx *ctx)
-{
-        return (struct sandbox_ctx){
-            .cfg = ctx->cfg, .node_id = ctx->node_id, .redis = ctx->redis, .pool_keeper = getppid()};
-}
-
 /* Makes nginx take the change and waits until it has, so that the answer's URL works. */
 static int reload_and_wait(struct http_ctx *ctx, char err[PREVIEW_ERR_MAX])
 {
@@ -88,7 +82,7 @@ int api_ports_expose(struct http_ctx *ctx)
                 return http_respond_error(ctx, 400, "%s", err);
         bool public = json_is_true(json_object_get(ctx->body, "public"));
         const char *id = route_param(&ctx->params, "id");
-        struct sandbox_ctx sc = ports_ctx(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         char address[16];
         int r = sandbox_address(&sc, ctx->principal.key_id, id, address, err);
         if (r == -EREMOTE)
@@ -143,7 +137,7 @@ int api_ports_expose(struct http_ctx *ctx)
 int api_ports_list(struct http_ctx *ctx)
 {
         const char *id = route_param(&ctx->params, "id");
-        struct sandbox_ctx sc = ports_ctx(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         char address[16], err[SANDBOX_ERR_MAX];
         int r = sandbox_address(&sc, ctx->principal.key_id, id, address, err);
         if (r < 0 && r != -EREMOTE)
@@ -173,7 +167,7 @@ int api_ports_close(struct http_ctx *ctx)
         long port = strtol(port_s, &end, 10);
         if (*end || end == port_s || port < 1 || port > 65535)
                 return http_respond_error(ctx, 400, "port must be a number from 1 to 65535");
-        struct sandbox_ctx sc = ports_ctx(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         char address[16], err[SANDBOX_ERR_MAX];
         int r = sandbox_address(&sc, ctx->principal.key_id, id, address, err);
         if (r == -EREMOTE)

@@ -18,7 +18,7 @@
 #define MAX_METADATA  64
 #define DAY_MS        (24LL * 3600 * 1000)
 
-static struct sandbox_ctx ctx_of(struct http_ctx *ctx)
+struct sandbox_ctx api_sandbox_ctx(struct http_ctx *ctx)
 {
         /* A worker's parent is the master, which keeps the warm pool. */
         return (struct sandbox_ctx){
@@ -59,7 +59,7 @@ int api_agent_call(struct http_ctx *ctx, json_t *req, const char *stdin_data, si
         *res = (struct agent_result){.exit_code = -1};
         if (!req)
                 return http_respond_error(ctx, 500, "out of memory");
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         char err[SANDBOX_ERR_MAX];
         const char *id = id_param(ctx);
         int r = sandbox_exec(&sc, ctx->principal.key_id, id, req, stdin_data, stdin_len, max_output, wait_ms,
@@ -211,7 +211,7 @@ int api_sandboxes_create(struct http_ctx *ctx)
         char err[SANDBOX_ERR_MAX];
         if (spec_from_body(ctx, &spec, err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         json_t *info;
         int r = sandbox_create(&sc, ctx->principal.key_id, &spec, &info, err);
         json_decref(spec.network);
@@ -265,7 +265,7 @@ int api_sandboxes_list(struct http_ctx *ctx)
                 json_decref(q.filter);
                 return http_respond_error(ctx, 400, "%s", q.err[0] ? q.err : "malformed query string");
         }
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         json_t *page;
         char err[SANDBOX_ERR_MAX];
         r = sandbox_list(&sc, ctx->principal.key_id, q.state[0] ? q.state : NULL, q.filter, q.cursor, q.limit,
@@ -283,7 +283,7 @@ typedef int (*sandbox_view_fn)(struct sandbox_ctx *sc, const char *key_id, const
 
 static int answer_with(struct http_ctx *ctx, sandbox_view_fn fn)
 {
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         json_t *out;
         char err[SANDBOX_ERR_MAX];
         int r = fn(&sc, ctx->principal.key_id, id_param(ctx), &out, err);
@@ -297,7 +297,7 @@ int api_sandboxes_get(struct http_ctx *ctx)
 
 int api_sandboxes_delete(struct http_ctx *ctx)
 {
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         char err[SANDBOX_ERR_MAX];
         int r = sandbox_destroy(&sc, ctx->principal.key_id, id_param(ctx), err);
         if (r == -EINPROGRESS)
@@ -317,7 +317,7 @@ int api_sandboxes_timeout(struct http_ctx *ctx)
         if (json_fields_check(ctx->body, fields, 1, false, err) < 0 ||
             json_int_field(ctx->body, "timeout_ms", 1000, DAY_MS, 0, &timeout, err) < 0)
                 return http_respond_error(ctx, 400, "%s", err);
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         json_t *info;
         int r = sandbox_set_timeout(&sc, ctx->principal.key_id, id_param(ctx), timeout, &info, err);
         return r < 0 ? api_respond_sandbox_error(ctx, r, err) : http_respond_json(ctx, 200, info);
@@ -331,7 +331,7 @@ int api_sandboxes_network(struct http_ctx *ctx)
         json_t *policy = network_policy_parse(ctx->body, err);
         if (!policy)
                 return http_respond_error(ctx, 400, "%s", err);
-        struct sandbox_ctx sc = ctx_of(ctx);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         json_t *info;
         int r = sandbox_set_network(&sc, ctx->principal.key_id, id_param(ctx), policy, &info, err);
         json_decref(policy);

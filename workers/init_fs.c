@@ -107,9 +107,8 @@ static void become(bool root)
 
 /* A path from the request: a string without NUL, at most PATH_MAX; relative ones are
  * relative to the user's home (the working directory). */
-static const char *path_arg(json_t *req, const char *field)
+static const char *path_value(json_t *p, const char *field)
 {
-        json_t *p = json_object_get(req, field);
         if (!json_is_string(p) || json_string_length(p) == 0)
                 refuse("bad_request", "field '%s' must be a non-empty path", field);
         if (strlen(json_string_value(p)) != json_string_length(p))
@@ -117,6 +116,11 @@ static const char *path_arg(json_t *req, const char *field)
         if (json_string_length(p) >= PATH_MAX)
                 refuse("bad_request", "field '%s' is longer than PATH_MAX", field);
         return json_string_value(p);
+}
+
+static const char *path_arg(json_t *req, const char *field)
+{
+        return path_value(json_object_get(req, field), field);
 }
 
 /* --- entries ------------------------------------------------------------------------- */
@@ -242,15 +246,13 @@ static void do_info(json_t *req)
         json_t *p;
         json_array_foreach(paths, i, p)
         {
-                json_t *wrap = json_pack("{s:O}", "path", p);
-                const char *path = path_arg(wrap, "path");
+                const char *path = path_value(p, "paths");
                 struct stat st;
                 json_t *e = lstat(path, &st) == 0
                                 ? entry_json(path, &st)
                                 : json_pack("{s:s, s:s}", "path", path, "error", code_of(errno));
                 json_object_set_new(e, "exists", json_boolean(json_object_get(e, "error") == NULL));
                 json_array_append_new(entries, e);
-                json_decref(wrap);
         }
         answer(json_pack("{s:o}", "entries", entries));
 }
@@ -274,21 +276,27 @@ static int open_regular(const char *path, struct stat *st)
         return fd;
 }
 
+/* The next chunk of fd (0 at its end); a failure ends the operation. */
+static size_t read_chunk(int fd, char *buf, size_t size, const char *path)
+{
+        for (;;) {
+                ssize_t n = read(fd, buf, size);
+                if (n >= 0)
+                        return (size_t)n;
+                if (errno != EINTR)
+                        fail(errno, "read", path);
+        }
+}
+
 static void send_contents(int fd, const char *path)
 {
         static char buf[CHUNK];
         long long total = 0;
-        for (;;) {
-                ssize_t n = read(fd, buf, sizeof buf);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        fail(errno, "read", path);
-                if (n == 0)
-                        break;
-                if (frame_write(conn, FRAME_STDOUT, buf, (size_t)n) < 0)
+        size_t n;
+        while ((n = read_chunk(fd, buf, sizeof buf, path)) > 0) {
+                if (frame_write(conn, FRAME_STDOUT, buf, n) < 0)
                         _exit(1); /* the host went away */
-                total += n;
+                total += (long long)n;
         }
         answer(json_pack("{s:I}", "size", (json_int_t)total));
 }
@@ -514,17 +522,11 @@ static void zip_add(const char *path, const char *name, const struct stat *st)
         uint32_t crc = 0;
         uint64_t size = 0;
         static char buf[CHUNK];
-        for (;;) {
-                ssize_t n = read(fd, buf, sizeof buf);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        fail(errno, "read", path);
-                if (n == 0)
-                        break;
-                crc = crc32_update(crc, (unsigned char *)buf, (size_t)n);
-                size += (uint64_t)n;
-                zip_put(buf, (size_t)n);
+        size_t n;
+        while ((n = read_chunk(fd, buf, sizeof buf, path)) > 0) {
+                crc = crc32_update(crc, (unsigned char *)buf, n);
+                size += n;
+                zip_put(buf, n);
         }
         close(fd);
         e->crc = crc;
@@ -592,12 +594,10 @@ static void do_zip(json_t *req)
         json_t *p;
         json_array_foreach(paths, i, p)
         {
-                json_t *wrap = json_pack("{s:O}", "path", p);
-                const char *path = path_arg(wrap, "path");
+                const char *path = path_value(p, "paths");
                 struct stat st;
                 if (lstat(path, &st) < 0)
                         fail(errno, "export", path);
-                json_decref(wrap);
         }
         frame_send_json(conn, FRAME_STARTED,
                         json_pack("{s:i, s:s, s:s}", "size", -1, "mode", "0644", "name", "export.zip"));

@@ -127,7 +127,8 @@ static void do_poll(int conn, json_t *req)
 {
         struct watch *w = find(req);
         if (!w) {
-                frame_send_error(conn, "not_found", "no watch with that id");
+                frame_send_error(conn, "not_found", "no watch '%.64s' in this sandbox",
+                                 json_string_value(json_object_get(req, "id")) ?: "");
                 return;
         }
         watch_service(); /* what the kernel has queued counts too */
@@ -142,7 +143,8 @@ static void do_stop(int conn, json_t *req)
 {
         struct watch *w = find(req);
         if (!w) {
-                frame_send_error(conn, "not_found", "no watch with that id");
+                frame_send_error(conn, "not_found", "no watch '%.64s' in this sandbox",
+                                 json_string_value(json_object_get(req, "id")) ?: "");
                 return;
         }
         watch_free(w);

@@ -125,15 +125,19 @@ static void slot_port(const struct network *n, long long slot, char out[IFNAMSIZ
 
 /* 02 (locally administered) 57, then the address: unique on the bridge, and known to the
  * anti-spoofing set before the link exists. */
-static void slot_mac(const struct network *n, long long slot, uint8_t mac[6])
+static void address_mac(uint32_t a, uint8_t mac[6])
 {
-        uint32_t a = slot_address(n, slot);
         mac[0] = 0x02;
         mac[1] = 0x57;
         mac[2] = (uint8_t)(a >> 24);
         mac[3] = (uint8_t)(a >> 16);
         mac[4] = (uint8_t)(a >> 8);
         mac[5] = (uint8_t)a;
+}
+
+static void slot_mac(const struct network *n, long long slot, uint8_t mac[6])
+{
+        address_mac(slot_address(n, slot), mac);
 }
 
 static void mac_text(const uint8_t mac[6], char out[18])
@@ -342,7 +346,7 @@ int network_node_setup(const struct warren_config *cfg, char err[NETWORK_ERR_MAX
         /* A MAC of its own: a bridge left to choose takes its lowest port's, which changes as
          * sandboxes come and go, and would leave the others' ARP caches pointing nowhere. */
         uint8_t mac[6];
-        slot_mac(&n, -1, mac);
+        address_mac(n.gateway, mac);
         r = nl_bridge_add(nl, n.bridge, mac);
         if (r < 0 && r != -EEXIST)
                 return fail(err, r, "create bridge %s: %s", n.bridge, strerror(-r));
@@ -593,14 +597,13 @@ static int append_list(char *buf, size_t len, int w, json_t *list)
 
 /* Allowed first (an allow entry wins over a deny entry that covers it), then denied, then
  * the internet switch for everything else. */
-int network_policy_apply(const struct warren_config *cfg, const char *id, long long slot, json_t *policy,
+int network_policy_apply(const struct warren_config *cfg, const char *id, json_t *policy,
                          char err[NETWORK_ERR_MAX])
 {
         struct network n;
         int r = network_parse(cfg, &n, err);
         if (r < 0)
                 return r;
-        (void)slot;
         json_t *allow = json_object_get(policy, "allow_out"), *deny = json_object_get(policy, "deny_out");
         char cmds[16384];
         size_t len = sizeof cmds;

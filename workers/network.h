@@ -55,7 +55,7 @@ json_t *network_policy_parse(json_t *in, char err[NETWORK_ERR_MAX]);
 json_t *network_policy_default(void);
 
 /* Replaces the sandbox's egress chain with the policy (one nftables transaction). */
-int network_policy_apply(const struct warren_config *cfg, const char *id, long long slot, json_t *policy,
+int network_policy_apply(const struct warren_config *cfg, const char *id, json_t *policy,
                          char err[NETWORK_ERR_MAX]);
 
 /* Removes the slot's link now (it would otherwise go when the kernel tears its namespace

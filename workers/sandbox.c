@@ -475,7 +475,7 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
                 goto release_slot;
         /* Every runtime starts with the default policy (internet on, no lists). */
         char nerr[NETWORK_ERR_MAX];
-        if (spec->network && (r = network_policy_apply(sc->cfg, id, uid_slot, spec->network, nerr)) < 0) {
+        if (spec->network && (r = network_policy_apply(sc->cfg, id, spec->network, nerr)) < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "%s", nerr);
                 r = -EIO;
                 goto destroy;
@@ -745,7 +745,7 @@ int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *
         if (r < 0)
                 return r;
         char nerr[NETWORK_ERR_MAX];
-        if ((r = network_policy_apply(sc->cfg, id, rec.uid_slot, policy, nerr)) < 0) {
+        if ((r = network_policy_apply(sc->cfg, id, policy, nerr)) < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "%s", nerr);
                 return -EIO;
         }
