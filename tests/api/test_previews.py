@@ -207,15 +207,20 @@ def websockets_pass_through(ctx):
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
     head = b""
     while b"\r\n\r\n" not in head:
-        head += s.recv(1)
+        byte = s.recv(1)
+        expect(byte, f"the connection closed during the handshake: {head!r}")
+        head += byte
     expect(head.startswith(b"HTTP/1.1 101"), head)
     for msg in (b"hello", b"second message"):
         mask = os.urandom(4)
         s.sendall(bytes([0x81, 0x80 | len(msg)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(msg)))
         frame = s.recv(2)
+        expect(len(frame) == 2, f"the connection closed: {frame!r}")
         data = b""
         while len(data) < frame[1]:
-            data += s.recv(frame[1] - len(data))
+            chunk = s.recv(frame[1] - len(data))
+            expect(chunk, f"the connection closed mid-frame: {data!r}")
+            data += chunk
         expect(data == msg, data)
     s.close()
 
