@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -23,6 +24,22 @@
 static void generated_dir(const struct warren_config *cfg, char *out, size_t len)
 {
         snprintf(out, len, "%.3000s/nginx/generated", cfg->state_dir);
+}
+
+/* nginx reads the snippets by a glob: one removed between the glob and its open fails the
+ * whole reload. Removals hold this lock shared; the master holds it exclusively from its
+ * SIGHUP until nginx answers with the new generation, when the files have been read. (A
+ * write is a rename, which nginx reads whole either way.) */
+static int snippets_lock(const struct warren_config *cfg, int how)
+{
+        char path[PATH_MAX];
+        snprintf(path, sizeof path, "%.3000s/nginx/generated.lock", cfg->state_dir);
+        int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0 && flock(fd, how) < 0) {
+                close(fd);
+                return -1;
+        }
+        return fd; /* closing it unlocks; without one, go on unlocked rather than not at all */
 }
 
 /* Writes path whole or not at all: a reload in between sees the old file or the new one. */
@@ -80,6 +97,7 @@ int preview_remove(const struct warren_config *cfg, const char *id, int port)
 {
         char dir[PATH_MAX], path[PATH_MAX + 300], prefix[64];
         generated_dir(cfg, dir, sizeof dir);
+        _cleanup_close_ int lock = snippets_lock(cfg, LOCK_SH);
         if (port > 0) {
                 snprintf(path, sizeof path, "%s/%s-%d.conf", dir, id, port);
                 return unlink(path) == 0 ? 1 : 0;
@@ -240,6 +258,34 @@ static bool any_of_in(const pid_t *a, int na, const pid_t *b, int nb)
         return false;
 }
 
+/* The change is live once a new worker answers with the new generation and none of the
+ * workers from before still accepts connections. A reload nginx refused (see its error log)
+ * is asked for again every two seconds: what it read may have been mid-change. */
+static int reload_wait(const struct warren_config *cfg, pid_t pid, long long want, const pid_t *before,
+                       int nbefore, char err[PREVIEW_ERR_MAX])
+{
+        pid_t now[MAX_WORKERS];
+        long long deadline = mono_ms() + 10000, hup_at = mono_ms();
+        int nnow = 0;
+        while (nginx_generation(cfg) < want || ((nnow = accepting_workers(pid, now, MAX_WORKERS)) > 0 &&
+                                                any_of_in(before, nbefore, now, nnow))) {
+                if (mono_ms() >= deadline) {
+                        snprintf(err, PREVIEW_ERR_MAX,
+                                 "nginx did not load generation %lld within 10 s (see nginx-error.log)",
+                                 want);
+                        return -ETIMEDOUT;
+                }
+                if (mono_ms() - hup_at >= 2000 && nginx_generation(cfg) < want) {
+                        log_event(LOG_LEVEL_WARN, "nginx has not loaded the new previews: reloading again",
+                                  json_pack("{s:I}", "generation", (json_int_t)want));
+                        kill(pid, SIGHUP);
+                        hup_at = mono_ms();
+                }
+                sleep_ms(2);
+        }
+        return 0;
+}
+
 int preview_reload_pending(const struct warren_config *cfg, struct redis_client *redis, const char *node_id,
                            char err[PREVIEW_ERR_MAX])
 {
@@ -252,26 +298,15 @@ int preview_reload_pending(const struct warren_config *cfg, struct redis_client 
         if (r < 0)
                 return r;
         pid_t pid = nginx_pid(cfg);
-        pid_t before[MAX_WORKERS], now[MAX_WORKERS];
+        pid_t before[MAX_WORKERS];
         int nbefore = pid > 0 ? accepting_workers(pid, before, MAX_WORKERS) : 0;
+        _cleanup_close_ int lock = snippets_lock(cfg, LOCK_EX);
         if (pid < 0 || kill(pid, SIGHUP) < 0) {
                 snprintf(err, PREVIEW_ERR_MAX, "no nginx to reload (%.150s/nginx/nginx.pid)", cfg->state_dir);
                 return -ESRCH;
         }
-        /* The change is live once a new worker answers with the new generation and none of the
-         * workers from before still accepts connections. */
-        long long deadline = mono_ms() + 10000;
-        int nnow = 0;
-        while (nginx_generation(cfg) < want || ((nnow = accepting_workers(pid, now, MAX_WORKERS)) > 0 &&
-                                                any_of_in(before, nbefore, now, nnow))) {
-                if (mono_ms() >= deadline) {
-                        snprintf(err, PREVIEW_ERR_MAX,
-                                 "nginx did not load generation %lld within 10 s (see nginx-error.log)",
-                                 want);
-                        return -ETIMEDOUT;
-                }
-                sleep_ms(2);
-        }
+        if ((r = reload_wait(cfg, pid, want, before, nbefore, err)) < 0)
+                return r;
         _cleanup_reply_ redisReply *rep = NULL;
         char rerr[REDIS_ERR_MAX];
         if (redis_client_cmd(redis, &rep, rerr, "SET node:%s:nginx_done %lld", node_id, want) < 0) {

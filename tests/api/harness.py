@@ -127,6 +127,18 @@ class Node:
         if problems:
             raise AssertionError("sanitizer reports in warrend.log:\n" + problems)
 
+    def print_log_tail(self, lines=30):
+        """What the node said last: printed when a test fails, since the node's state (and its
+        logs) go with it at the end."""
+        for name in ("warrend.log", "nginx-error.log"):
+            path = os.path.join(self.state, "logs", name)
+            if not os.path.exists(path):
+                continue
+            with open(path, errors="replace") as f:
+                tail = f.read().splitlines()[-lines:]
+            print(f"--- last {len(tail)} lines of {name} ---", flush=True)
+            print("\n".join(tail), flush=True)
+
     def remove_cgroup_parent(self):
         for ctrl in ("memory", "pids", "cpu", "cpuacct", "freezer"):
             try:
@@ -556,6 +568,8 @@ def main(setup=None, teardown=None):
                 failed += 1
                 print(f"FAIL {fn.__name__}", flush=True)
                 traceback.print_exc()
+                for node in Node.started:
+                    node.print_log_tail()
     finally:
         if teardown:
             try:
