@@ -98,6 +98,7 @@ int preview_remove(const struct warren_config *cfg, const char *id, int port)
         char dir[PATH_MAX], path[PATH_MAX + 300], prefix[64];
         generated_dir(cfg, dir, sizeof dir);
         _cleanup_close_ int lock = snippets_lock(cfg, LOCK_SH);
+        (void)lock; /* held to the end */
         if (port > 0) {
                 snprintf(path, sizeof path, "%s/%s-%d.conf", dir, id, port);
                 return unlink(path) == 0 ? 1 : 0;
@@ -301,6 +302,7 @@ int preview_reload_pending(const struct warren_config *cfg, struct redis_client 
         pid_t before[MAX_WORKERS];
         int nbefore = pid > 0 ? accepting_workers(pid, before, MAX_WORKERS) : 0;
         _cleanup_close_ int lock = snippets_lock(cfg, LOCK_EX);
+        (void)lock; /* held until nginx has read the snippets */
         if (pid < 0 || kill(pid, SIGHUP) < 0) {
                 snprintf(err, PREVIEW_ERR_MAX, "no nginx to reload (%.150s/nginx/nginx.pid)", cfg->state_dir);
                 return -ESRCH;

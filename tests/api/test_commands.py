@@ -167,6 +167,8 @@ def a_pty_is_a_real_terminal_that_follows_resizes(node):
     out, _ = pty_read_until(node, sid, pty, "load average")
     expect("\x1b[" in out, "top draws with escape sequences")
     pty_send(node, sid, pty, "q")
+    # top reads what waits on the terminal in one go: the next line goes once it has quit.
+    expect(wait_until(lambda: node.shell(sid, "pgrep -x top").json["exit_code"] == 1, timeout=10), "top did not quit")
     pty_send(node, sid, pty, "exit 5\n")
     deadline = time.time() + 10
     while time.time() < deadline:
