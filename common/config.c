@@ -60,6 +60,7 @@ static const struct config_key config_keys[] = {
     {"network_bridge", STR(network_bridge)},
     {"network_subnet", STR(network_subnet)},
     {"network_blocked", STR(network_blocked)},
+    {"dns_servers", STR(dns_servers)},
     {"preview_domain", STR(preview_domain)},
     {"preview_port", INT(preview_port, 1, 65535)},
 };

@@ -39,6 +39,7 @@ struct warren_config {
         char network_bridge[16];    /* the node's bridge; also names its nftables tables */
         char network_subnet[32];    /* sandboxes' addresses; the first is the gateway */
         char network_blocked[1024]; /* more CIDRs no sandbox may reach, comma-separated */
+        char dns_servers[256];      /* the forwarder's upstreams, comma-separated; "": the host's */
         char preview_domain[128];   /* previews answer at <port>-<id>.<preview_domain> */
         int preview_port;           /* the HTTPS port preview URLs name; 443 is left out */
 };

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "dns.h"
 #include "netlink.h"
 
 #define POLICY_LIST_MAX 256
@@ -361,7 +362,13 @@ int network_node_setup(const struct warren_config *cfg, char err[NETWORK_ERR_MAX
                 return fail(err, r, "bring up bridge %s: %s", n.bridge, strerror(-r));
         if ((r = write_file("/proc/sys/net/ipv4/ip_forward", "1")) < 0)
                 return fail(err, r, "enable forwarding: %s", strerror(-r));
-        return base_ruleset(cfg, &n, err);
+        if ((r = base_ruleset(cfg, &n, err)) < 0)
+                return r;
+        char gw[16], derr[DNS_ERR_MAX];
+        addr_text(n.gateway, gw);
+        if ((r = dns_forwarder_start(cfg, gw, derr)) < 0)
+                return fail(err, r, "%s", derr);
+        return 0;
 }
 
 /* --- a sandbox ----------------------------------------------------------------------- */
@@ -504,6 +511,43 @@ int network_sandbox_make(const struct warren_config *cfg, const char *id, long l
 
 /* --- egress policy ------------------------------------------------------------------- */
 
+/* An entry names an address, a network, or a domain (with the names under it). */
+static int policy_entry(json_t *e, const char *field, size_t i, char out[256], char err[NETWORK_ERR_MAX])
+{
+        const char *s = json_string_value(e);
+        uint32_t a;
+        int p, r = s ? cidr_parse(s, &a, &p) : -EINVAL;
+        if (r == 0) {
+                char t[16];
+                addr_text(a, t);
+                snprintf(out, 256, p == 32 ? "%s" : "%s/%d", t, p);
+                return 0;
+        }
+        char lower[256];
+        size_t n = s ? strlen(s) : 0;
+        for (size_t k = 0; k < n && k < sizeof lower - 1; k++)
+                lower[k] = (char)(s[k] >= 'A' && s[k] <= 'Z' ? s[k] - 'A' + 'a' : s[k]);
+        lower[n < sizeof lower ? n : sizeof lower - 1] = 0;
+        if (s && r != -ERANGE && n < sizeof lower && dns_domain_valid(lower)) {
+                snprintf(out, 256, "%s", lower);
+                return 0;
+        }
+        if (s && strchr(s, ':'))
+                return fail(err, -EINVAL, "network.%s[%zu]: sandboxes have IPv4 only; '%.64s' is IPv6", field,
+                            i, s);
+        if (r == -ERANGE)
+                return fail(err, -EINVAL, "network.%s[%zu]: '%.64s' has host bits set past its prefix", field,
+                            i, s);
+        if (s && s[0] == '*')
+                return fail(err, -EINVAL,
+                            "network.%s[%zu]: write '%.64s' without '*.': a domain covers the names under it",
+                            field, i, s);
+        return fail(err, -EINVAL,
+                    "network.%s[%zu] must be an IPv4 address, a CIDR as 10.0.0.0/8, or a domain name as "
+                    "example.com",
+                    field, i);
+}
+
 static json_t *policy_list(json_t *in, const char *field, char err[NETWORK_ERR_MAX])
 {
         json_t *v = json_object_get(in, field);
@@ -511,7 +555,8 @@ static json_t *policy_list(json_t *in, const char *field, char err[NETWORK_ERR_M
         if (!v || json_is_null(v))
                 return out;
         if (!json_is_array(v) || json_array_size(v) > POLICY_LIST_MAX) {
-                fail(err, -EINVAL, "network.%s must be a list of at most %d IPv4 addresses or CIDRs", field,
+                fail(err, -EINVAL,
+                     "network.%s must be a list of at most %d IPv4 addresses, CIDRs or domain names", field,
                      POLICY_LIST_MAX);
                 json_decref(out);
                 return NULL;
@@ -520,28 +565,12 @@ static json_t *policy_list(json_t *in, const char *field, char err[NETWORK_ERR_M
         json_t *e;
         json_array_foreach(v, i, e)
         {
-                uint32_t a;
-                int p, r = json_is_string(e) ? cidr_parse(json_string_value(e), &a, &p) : -EINVAL;
-                if (r < 0) {
-                        if (json_is_string(e) && strchr(json_string_value(e), ':'))
-                                fail(err, -EINVAL,
-                                     "network.%s[%zu]: sandboxes have IPv4 only; '%.64s' is IPv6", field, i,
-                                     json_string_value(e));
-                        else if (r == -ERANGE)
-                                fail(err, -EINVAL,
-                                     "network.%s[%zu]: '%.64s' has host bits set past its prefix", field, i,
-                                     json_string_value(e));
-                        else
-                                fail(err, -EINVAL,
-                                     "network.%s[%zu] must be an IPv4 address or CIDR, as 10.0.0.0/8", field,
-                                     i);
+                char entry[256];
+                if (policy_entry(e, field, i, entry, err) < 0) {
                         json_decref(out);
                         return NULL;
                 }
-                char t[16], s[24];
-                addr_text(a, t);
-                snprintf(s, sizeof s, p == 32 ? "%s" : "%s/%d", t, p);
-                json_array_append_new(out, json_string(s));
+                json_array_append_new(out, json_string(entry));
         }
         return out;
 }
@@ -582,21 +611,58 @@ json_t *network_policy_default(void)
         return json_pack("{s:b, s:[], s:[]}", "internet", 1, "allow_out", "deny_out");
 }
 
-static int append_list(char *buf, size_t len, int w, json_t *list)
+static bool is_domain(json_t *e)
 {
-        size_t i;
+        return dns_domain_valid(json_string_value(e));
+}
+
+/* One rule for the list's addresses and networks, one per domain (its set). */
+static int append_rules(char *buf, size_t len, int w, const struct network *n, const char *id, json_t *list,
+                        const char *verdict)
+{
+        size_t i, cidrs = 0;
         json_t *e;
+        json_array_foreach(list, i, e) cidrs += !is_domain(e);
+        if (cidrs && w >= 0 && (size_t)w < len) {
+                w += snprintf(buf + w, len - (size_t)w, "add rule inet %s sb_%s ip daddr { ", n->bridge, id);
+                bool first = true;
+                json_array_foreach(list, i, e)
+                {
+                        if (is_domain(e) || w < 0 || (size_t)w >= len)
+                                continue;
+                        w += snprintf(buf + w, len - (size_t)w, "%s%s", first ? "" : ", ",
+                                      json_string_value(e));
+                        first = false;
+                }
+                if (w >= 0 && (size_t)w < len)
+                        w += snprintf(buf + w, len - (size_t)w, " } %s\n", verdict);
+        }
         json_array_foreach(list, i, e)
         {
-                if (w < 0 || (size_t)w >= len)
-                        return w;
-                w += snprintf(buf + w, len - (size_t)w, "%s%s", i ? ", " : "", json_string_value(e));
+                if (!is_domain(e) || w < 0 || (size_t)w >= len)
+                        continue;
+                char set[DNS_SET_NAME_MAX];
+                dns_domain_set_name(json_string_value(e), set);
+                w += snprintf(buf + w, len - (size_t)w,
+                              "add set inet %1$s %2$s { type ipv4_addr; flags timeout; timeout 1d; }\n"
+                              "add rule inet %1$s sb_%3$s ip daddr @%2$s %4$s\n",
+                              n->bridge, set, id, verdict);
         }
         return w;
 }
 
+static bool has_domain(json_t *list)
+{
+        size_t i;
+        json_t *e;
+        json_array_foreach(list, i, e) if (is_domain(e)) return true;
+        return false;
+}
+
 /* Allowed first (an allow entry wins over a deny entry that covers it), then denied, then
- * the internet switch for everything else. */
+ * the internet switch for everything else. A denied domain holds for the addresses the
+ * node's forwarder gives out, so a sandbox with one may not ask another resolver (DNS and
+ * DNS over TLS elsewhere are refused; an allowed address still may be asked). */
 int network_policy_apply(const struct warren_config *cfg, const char *id, json_t *policy,
                          char err[NETWORK_ERR_MAX])
 {
@@ -605,27 +671,34 @@ int network_policy_apply(const struct warren_config *cfg, const char *id, json_t
         if (r < 0)
                 return r;
         json_t *allow = json_object_get(policy, "allow_out"), *deny = json_object_get(policy, "deny_out");
-        char cmds[16384];
+        char cmds[65536];
         size_t len = sizeof cmds;
         int w = snprintf(cmds, len, "flush chain inet %1$s sb_%2$s\n", n.bridge, id);
-        if (json_array_size(allow)) {
-                w += snprintf(cmds + w, len - (size_t)w, "add rule inet %s sb_%s ip daddr { ", n.bridge, id);
-                w = append_list(cmds, len, w, allow);
-                if (w > 0 && (size_t)w < len)
-                        w += snprintf(cmds + w, len - (size_t)w, " } accept\n");
-        }
-        if (json_array_size(deny) && w > 0 && (size_t)w < len) {
-                w += snprintf(cmds + w, len - (size_t)w, "add rule inet %s sb_%s ip daddr { ", n.bridge, id);
-                w = append_list(cmds, len, w, deny);
-                if (w > 0 && (size_t)w < len)
-                        w += snprintf(cmds + w, len - (size_t)w, " } goto refuse\n");
-        }
-        if (w > 0 && (size_t)w < len)
+        w = append_rules(cmds, len, w, &n, id, allow, "accept");
+        if (has_domain(deny) && w >= 0 && (size_t)w < len)
+                w += snprintf(cmds + w, len - (size_t)w,
+                              "add rule inet %1$s sb_%2$s udp dport 53 goto refuse\n"
+                              "add rule inet %1$s sb_%2$s tcp dport { 53, 853 } goto refuse\n",
+                              n.bridge, id);
+        w = append_rules(cmds, len, w, &n, id, deny, "goto refuse");
+        if (w >= 0 && (size_t)w < len)
                 w += snprintf(cmds + w, len - (size_t)w, "add rule inet %s sb_%s %s\n", n.bridge, id,
                               json_is_true(json_object_get(policy, "internet")) ? "accept" : "goto refuse");
         if (w < 0 || (size_t)w >= len)
                 return fail(err, -E2BIG, "the egress policy is too long");
-        return nft_run(cmds, err);
+        if ((r = nft_run(cmds, err)) < 0)
+                return r;
+        if (!has_domain(allow) && !has_domain(deny))
+                return 0;
+        /* The sets exist now: the forwarder may fill them. */
+        char gw[16], derr[DNS_ERR_MAX];
+        addr_text(n.gateway, gw);
+        json_t *both = json_array();
+        json_array_extend(both, allow);
+        json_array_extend(both, deny);
+        r = dns_domains_follow(cfg, n.bridge, gw, both, derr);
+        json_decref(both);
+        return r < 0 ? fail(err, r, "%s", derr) : 0;
 }
 
 void network_sandbox_release(const struct warren_config *cfg, const char *id, long long slot)

@@ -37,7 +37,7 @@ void network_address_text(const struct network *n, long long slot, char out[16])
 
 void network_gateway_text(const struct network *n, char out[16]);
 
-/* The master, at start: bridge, forwarding, the base ruleset. Idempotent, and it keeps the
+/* The master, at start: bridge, forwarding, the base ruleset, the DNS forwarder. Idempotent, and it keeps the
  * running sandboxes' entries, so a restarted master adopts them as they are. */
 int network_node_setup(const struct warren_config *cfg, char err[NETWORK_ERR_MAX]);
 
@@ -48,7 +48,7 @@ int network_sandbox_make(const struct warren_config *cfg, const char *id, long l
                          char err[NETWORK_ERR_MAX]);
 
 /* Validates an egress policy from a request: {internet?, allow_out?, deny_out?} with IPv4
- * addresses or CIDRs. Returns the canonical policy, or NULL with err. */
+ * addresses, CIDRs or domain names (dns.h). Returns the canonical policy, or NULL with err. */
 json_t *network_policy_parse(json_t *in, char err[NETWORK_ERR_MAX]);
 
 /* The default: internet on, no lists. */

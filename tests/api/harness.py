@@ -362,6 +362,19 @@ class OutsideHost:
         for a in self.ADDRESSES:
             assert wait_until(lambda: self._answers(a), timeout=10), f"outside server {a} did not start"
 
+    def start_dns_server(self, names):
+        """A DNS server on the first address, port 53, answering names ({name: address}) and
+        refusing the rest: the upstream a node's forwarder asks (its dns_servers)."""
+        path = os.path.join(self.dir, "dns.hosts")
+        with open(path, "w") as f:
+            f.writelines(f"{a} {n}\n" for n, a in names.items())
+        inside = ["nsenter", f"--net=/run/netns/{self.name}"]
+        self.servers.append(subprocess.Popen(
+            [*inside, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv", "--no-hosts",
+             f"--addn-hosts={path}", f"--listen-address={self.ADDRESSES[0]}", "--bind-interfaces",
+             "--user=root", f"--pid-file={self.dir}/dnsmasq.pid"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
     def start_git_servers(self):
         """Git servers on 198.51.100.2: git's smart-HTTP backend behind nginx (fcgiwrap) on
         port 8081 and over HTTPS on 8444 (a certificate from a CA of the test's own, in

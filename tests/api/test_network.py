@@ -35,6 +35,20 @@ PROBE = textwrap.dedent("""
 """)
 
 
+# Runs inside a sandbox: asks the DNS server at argv[1] for argv[2]'s address, by hand.
+DNS_QUERY = textwrap.dedent("""
+    import json, socket, struct, sys
+    name = b"".join(bytes([len(p)]) + p.encode() for p in sys.argv[2].split(".")) + b"\\0"
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(struct.pack(">6H", 7, 0x100, 1, 0, 0, 0) + name + struct.pack(">2H", 1, 1), (sys.argv[1], 53))
+        print(json.dumps("answered" if s.recv(512)[:2] == b"\\0\\7" else "garbled"))
+    except OSError as e:
+        print(json.dumps(str(e)))
+""")
+
+
 def py(node, sid, code, *args, user="root"):
     """Runs python code as root inside the sandbox; returns its stdout parsed as JSON."""
     argv = " ".join(f"'{a}'" for a in args)
@@ -274,6 +288,7 @@ def egress_policy_bad_input(ctx):
            ({"network": {"deny_out": ["10.0.0.1/8"]}}, "host bits"),
            ({"network": {"deny_out": ["fd00::/8"]}}, "IPv6"),
            ({"network": {"deny_out": ["example"]}}, "deny_out[0]"),
+           ({"network": {"deny_out": ["exa_mple.com"]}}, "domain name"),
            ({"network": {"deny_out": ["1.2.3.4/33"]}}, "deny_out[0]"),
            ({"network": {"allow_out": ["1.1.1.1"] * 257}}, "at most"),
            ({"network": {"egress": True}}, "unknown field"),
@@ -307,6 +322,41 @@ def dns_through_the_node_forwarder(ctx):
 
 
 @test
+def egress_by_domain_name(ctx):
+    """A domain in a policy covers the addresses the node's forwarder answers for it and the
+    names under it, from the moment the sandbox asks; nothing else."""
+    node = ctx["node"]
+    s = new_sandbox(node, network={"internet": False, "allow_out": ["Allowed.Warren.Test"]})
+    sid = s["id"]
+    expect(s["network"]["allow_out"] == ["allowed.warren.test"], s["network"])
+    # Not asked for yet: the address is not the domain's as far as the node knows.
+    expect(probe(node, sid, [[OUT_A, PORT]]) != ["connected"], "allowed before the name was resolved")
+    r = node.shell(sid, f"curl -s -m 5 http://allowed.warren.test:{PORT}/ && "
+                        f"curl -s -m 5 http://api.allowed.warren.test:{PORT}/")
+    expect(r.json["exit_code"] == 0 and r.json["stdout"].count(f"outside {OUT_A}") == 2, r)
+    # Another name at another address stays refused (internet off).
+    r = node.shell(sid, f"getent hosts other.warren.test && curl -s -m 5 http://other.warren.test:{PORT}/")
+    expect(OUT_B in r.json["stdout"] and r.json["exit_code"] != 0, r)
+    # With the internet on, the sandbox may ask a resolver of its own...
+    expect(node.request("POST", f"/v1/sandboxes/{sid}/network", {"internet": True}).status == 200)
+    got = py(node, sid, DNS_QUERY, OUT_A, "allowed.warren.test")
+    expect(got == "answered", f"the outside resolver, asked directly: {got}")
+    # ...but not once a name is denied, which holds for what the node's forwarder answers.
+    r = node.request("POST", f"/v1/sandboxes/{sid}/network", {"deny_out": ["other.warren.test"]})
+    expect(r.status == 200 and r.json["network"]["deny_out"] == ["other.warren.test"], r)
+    r = node.shell(sid, f"curl -s -m 5 http://other.warren.test:{PORT}/")
+    expect(r.json["exit_code"] != 0, r)
+    r = node.shell(sid, f"curl -s -m 5 http://allowed.warren.test:{PORT}/")
+    expect(r.json["exit_code"] == 0, r)
+    got = py(node, sid, DNS_QUERY, OUT_A, "allowed.warren.test")
+    expect(got != "answered", f"a resolver past the node's answered: {got}")
+    for bad, word in ((["*.warren.test"], "without"), (["warren"], "domain name"), (["a..b"], "domain name"),
+                      (["-a.test"], "domain name"), (["x" * 64 + ".test"], "domain name")):
+        expect_error(node.request("POST", f"/v1/sandboxes/{sid}/network", {"allow_out": bad}), 400, word)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def nothing_is_left_on_the_host(ctx):
     node = ctx["node"]
     delete_all_and_expect_nothing_left(node)
@@ -314,8 +364,12 @@ def nothing_is_left_on_the_host(ctx):
 
 
 def setup():
-    node = Node(workers=2, threads=32).start()
-    return {"node": node, "outside": OutsideHost()}
+    # The node's forwarder asks the outside host's DNS server, as it would the internet's.
+    node = Node(workers=2, threads=32, dns_servers=OUT_A).start()
+    outside = OutsideHost()
+    outside.start_dns_server({"allowed.warren.test": OUT_A, "api.allowed.warren.test": OUT_A,
+                              "other.warren.test": OUT_B})
+    return {"node": node, "outside": outside}
 
 
 def teardown(ctx):
