@@ -274,14 +274,14 @@ int api_pty_input(struct http_ctx *ctx)
         json_t *data = json_object_get(ctx->body, "data_b64");
         size_t n = json_string_length(data);
         /* Checked here, where a bad request costs the sandbox nothing. */
-        _cleanup_free_ unsigned char *raw = malloc(n / 4 * 3 + 3);
-        if (!raw)
-                return -ENOMEM;
-        int got =
-            n % 4 == 0 ? EVP_DecodeBlock(raw, (const unsigned char *)json_string_value(data), (int)n) : -1;
-        if (got < 0)
+        _cleanup_free_ char *raw = NULL;
+        size_t got = 0;
+        int d = json_base64_decode(json_string_value(data), n, &raw, &got);
+        if (d == -ENOMEM)
+                return d;
+        if (d < 0)
                 return http_respond_error(ctx, 400, "field 'data_b64': not base64");
-        if (n / 4 * 3 > MAX_INPUT_BYTES)
+        if (got > MAX_INPUT_BYTES)
                 return http_respond_error(ctx, 413, "field 'data_b64': at most %d bytes per call",
                                           MAX_INPUT_BYTES);
         struct agent_result res = {0};

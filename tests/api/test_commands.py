@@ -208,6 +208,12 @@ def pty_bad_input_is_refused(node):
         expect_error(node.request("POST", f"{base}/resize", dims), 400)
     expect_error(node.request("POST", f"{base}/input", {"data_b64": "not base64!"}), 400, "data_b64")
     expect_error(node.request("POST", f"{base}/input", {}), 400, "data_b64")
+    # The limit is on the decoded bytes: a mebibyte is taken (and written as far as the
+    # terminal takes it, which here, with nobody reading, is not far), one more is refused.
+    r = node.request("POST", f"{base}/input", {"data_b64": base64.b64encode(b"x" * (1 << 20)).decode()})
+    expect(r.status in (200, 429) and "at most" not in r.body, r)
+    r = node.request("POST", f"{base}/input", {"data_b64": base64.b64encode(b"x" * ((1 << 20) + 1)).decode()})
+    expect_error(r, 413, "at most")
     expect_error(node.request("POST", f"/v1/sandboxes/{sid}/pty/p999/output"), 404)
     expect_error(node.request("POST", f"/v1/sandboxes/{sid}/pty", {"cols": 0}), 400, "cols")
     k = node.request("POST", f"{base}/kill")
