@@ -1,10 +1,11 @@
 /* Previews: an exposed port of a sandbox served by the node's nginx at
- * <port>-<id>.<preview_domain>, through a generated snippet per port:
+ * <port>-<id>.<preview_domain>, through two generated files per port, read by one server
+ * block (nginx.conf.in):
  *
- *   <state>/nginx/generated/<id>-<port>.conf   upstream (the sandbox's address and port) and
- *                                             server block; a private preview carries the
- *                                             MD5 of its token for nginx's secure_link check,
- *                                             never the token itself
+ *   <state>/nginx/generated/<id>-<port>.conf   the port's upstream (the sandbox's address)
+ *   <state>/nginx/generated/<id>-<port>.map    its host's line in $warren_preview_access:
+ *                                             "public", or the MD5 of its token for nginx's
+ *                                             secure_link check, never the token itself
  *   <state>/nginx/generated/00-generation.conf the generation nginx has loaded, answered on
  *                                             its control socket
  *
@@ -24,12 +25,13 @@
 #define PREVIEW_ERR_MAX   256
 #define PREVIEW_TOKEN_LEN 43 /* 32 random bytes, base64url */
 
-/* Writes (or replaces) the snippet for port of sandbox id at address. token_md5 is the
+/* Writes (or replaces) the files for port of sandbox id at address. token_md5 is the
  * base64url MD5 of the token (NULL: a public preview). */
 int preview_write(const struct warren_config *cfg, const char *id, int port, const char *address,
                   const char *token_md5, char err[PREVIEW_ERR_MAX]);
 
-/* Removes one port's snippet (port > 0) or all of the sandbox's (port 0). Returns how many went. */
+/* Removes one port's files (port > 0) or all of the sandbox's (port 0). Returns how many
+ * ports went. */
 int preview_remove(const struct warren_config *cfg, const char *id, int port);
 
 /* Asks for a reload (master: the process to signal, 0: none) and returns the generation that

@@ -267,8 +267,8 @@ def a_burst_of_exposes_reloads_a_few_times_and_fails_no_request(ctx):
           f"{sum(1 for r in results if r != 200)} failed")
     expect(results and all(r == 200 for r in results), f"requests failed during reloads: {results}")
     expect(reloads <= 20, f"{reloads} reloads for 100 exposes")
-    snippets = [f for f in os.listdir(os.path.join(node.state, "nginx", "generated")) if f.startswith(sid)]
-    expect(len(snippets) == 104, f"{len(snippets)} snippets for 104 exposed ports")
+    files = [f for f in os.listdir(os.path.join(node.state, "nginx", "generated")) if f.startswith(sid)]
+    expect(len(files) == 208, f"{len(files)} generated files for 104 exposed ports (an upstream and a map line each)")
 
 
 @test
