@@ -141,7 +141,7 @@ static int next_request(struct worker *w, FCGX_Request *req)
 }
 
 /* A body the handler did not read to its end is still on the connection: the next request
- * on it would be read from the middle of that body, so the connection is not kept. */
+ * on it would be read from the middle of that body. */
 static bool body_left_unread(const struct http_ctx *ctx)
 {
         if (ctx->body_read || !ctx->req.method)
@@ -150,6 +150,24 @@ static bool body_left_unread(const struct http_ctx *ctx)
                 return true;
         return ctx->req.content_length < 0 && strcasecmp(ctx->req.method, "GET") != 0 &&
                strcasecmp(ctx->req.method, "HEAD") != 0 && strcasecmp(ctx->req.method, "DELETE") != 0;
+}
+
+/* Reads the rest of a body nobody wanted (a request refused before its body was read), so
+ * that the connection can be kept. Closing it instead races with nginx, which may already
+ * have taken it from its keep-alive cache for the next request, and that request then fails.
+ * Past DRAIN_MAX the connection is closed after all: reading a large upload to throw it
+ * away costs more than that rare failure. */
+#define DRAIN_MAX (1 << 20)
+static bool drain_body(FCGX_Request *req)
+{
+        char buf[16384];
+        size_t total = 0;
+        int n;
+        FCGX_FFlush(req->out); /* the answer goes first */
+        while ((n = FCGX_GetStr(buf, sizeof buf, req->in)) > 0)
+                if ((total += (size_t)n) > DRAIN_MAX)
+                        return false;
+        return n == 0 && FCGX_GetError(req->in) == 0;
 }
 
 static void serve(struct worker *w, struct redis_client *rc)
@@ -177,7 +195,8 @@ static void serve(struct worker *w, struct redis_client *rc)
                     .node_id = w->node_id,
                 };
                 dispatch_request(&ctx, req.envp);
-                if (__atomic_load_n(&w->draining, __ATOMIC_SEQ_CST) || body_left_unread(&ctx))
+                if (__atomic_load_n(&w->draining, __ATOMIC_SEQ_CST) ||
+                    (body_left_unread(&ctx) && !drain_body(&req)))
                         req.keepConnection = 0; /* closed by FCGX_Finish_r below */
                 FCGX_Finish_r(&req);
         }

@@ -90,6 +90,21 @@ def admin_key_survives_a_restart_and_is_printed_again(node):
     expect(node.request("GET", "/v1/usage").status == 200)
 
 
+@test
+def a_refused_request_with_a_body_does_not_spoil_the_next(node):
+    """A request refused before its body was read leaves the body on nginx's kept FastCGI
+    connection; the next request on that connection (a POST, which nginx does not retry)
+    must still be answered."""
+    k = node.create_key("refused", scopes=["sandboxes"], rate=10000, burst=10000)
+    failed = []
+    for i in range(150):
+        expect_error(node.request("POST", "/v1/keys", {"name": "x" * 2000}, key=k["key"]), 403)
+        r = node.request("POST", "/v1/keys", {"name": f"next{i}"})
+        if r.status != 201:
+            failed.append(r)
+    expect(not failed, f"{len(failed)} of 150 went unanswered: {failed[:3]}")
+
+
 def setup():
     return Node().start()
 
