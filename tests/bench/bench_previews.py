@@ -1,6 +1,6 @@
 """Benchmark: previews through nginx, against references measured in the same run.
 
-  python3 tests/bench/bench_previews.py [--rounds 50] [--seconds 2] [--pairs 5]
+  python3 tests/bench/bench_previews.py [--rounds 50] [--seconds 2] [--pairs 5] [--many 500]
 
 1. From the expose call to the first proxied byte: POST /v1/sandboxes/:id/expose, then a
    GET on a new HTTPS connection to the preview host until the sandbox's answer arrives.
@@ -11,10 +11,13 @@
    directly on the sandbox's address: wrk, one connection, --pairs alternating runs of
    --seconds each, medians compared.
    Target: >= 0.7 of direct.
-3. Cold create with networking (warm_pool_size = 0), p50 over --rounds, for comparison with
+3. What a reload costs with many ports exposed: the p50 reload with --many ports of one
+   sandbox exposed, against the p50 of part 1 (one port) in the same run.
+4. Cold create with networking (warm_pool_size = 0), p50 over --rounds, for comparison with
    the runtime's figure before sandboxes had a network.
 """
 import argparse
+import concurrent.futures
 import json
 import os
 import re
@@ -90,6 +93,28 @@ def wrk(url, seconds, host=None):
     return float(m.group(1)) * scale / (1 << 20)
 
 
+def reload_times(node, since=0):
+    log = open(os.path.join(node.state, "logs", "warrend.log")).read()[since:]
+    return [int(m) for m in re.findall(r'"nginx reloaded for previews".*?"ms":(\d+)', log)]
+
+
+def reloads_with_many_ports(node, sid, many, rounds):
+    """p50 reload once `many` ports are exposed: each round closes and exposes one port, and
+    waits for its reload to be logged."""
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda p: node.request("POST", f"/v1/sandboxes/{sid}/expose", {"port": p}),
+                      range(20000, 20000 + many)))
+    time.sleep(3)
+    since = len(open(os.path.join(node.state, "logs", "warrend.log")).read())
+    for _ in range(rounds):
+        node.request("DELETE", f"/v1/sandboxes/{sid}/expose/20000")
+        node.request("POST", f"/v1/sandboxes/{sid}/expose", {"port": 20000})
+        time.sleep(0.5)
+    for p in range(20000, 20000 + many):
+        node.request("DELETE", f"/v1/sandboxes/{sid}/expose/{p}")
+    return reload_times(node, since)
+
+
 def cold_creates(rounds):
     node = Node(workers=2, threads=32, warm_pool_size=0).start()
     try:
@@ -110,6 +135,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=50)
     ap.add_argument("--seconds", type=int, default=2)
     ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--many", type=int, default=500)
     args = ap.parse_args()
     node = Node(workers=2, threads=64).start()
     try:
@@ -120,12 +146,15 @@ def main():
         assert wait_until(lambda: node.shell(sid, "curl -s localhost:8000/").json["stdout"] == "ok", timeout=20)
 
         times = expose_to_first_byte(node, sid, 8000, args.rounds)
-        log = open(os.path.join(node.state, "logs", "warrend.log")).read()
-        reloads = [int(m) for m in re.findall(r'"nginx reloaded for previews".*?"ms":(\d+)', log)]
+        reloads = reload_times(node)
         print(f"expose -> first proxied byte: p50 {pct(times, 50):.1f} ms, p99 {pct(times, 99):.1f} ms "
               f"({args.rounds} exposes; target p50 < 100 ms)")
         print(f"  nginx reload that brings the snippet: p50 {pct(reloads, 50)} ms, p99 {pct(reloads, 99)} ms "
               f"({len(reloads)} reloads; until then the fallback route serves)")
+
+        many = reloads_with_many_ports(node, sid, args.many, 10)
+        print(f"  with {args.many} ports exposed: reload p50 {pct(many, 50)} ms, ratio to one port "
+              f"{pct(many, 50) / pct(reloads, 50):.2f} ({len(many)} reloads)")
 
         node.request("POST", f"/v1/sandboxes/{sid}/expose", {"port": 8000, "public": True})
         time.sleep(1)
