@@ -152,22 +152,28 @@ static bool body_left_unread(const struct http_ctx *ctx)
                strcasecmp(ctx->req.method, "HEAD") != 0 && strcasecmp(ctx->req.method, "DELETE") != 0;
 }
 
-/* Reads the rest of a body nobody wanted (a request refused before its body was read), so
- * that the connection can be kept. Closing it instead races with nginx, which may already
- * have taken it from its keep-alive cache for the next request, and that request then fails.
- * Past DRAIN_MAX the connection is closed after all: reading a large upload to throw it
- * away costs more than that rare failure. */
-#define DRAIN_MAX (1 << 20)
-static bool drain_body(FCGX_Request *req)
+/* Reads the rest of a small body nobody wanted (a request refused before its body was
+ * read), so that the connection can be kept. Closing it instead races with nginx, which may
+ * already have taken it from its keep-alive cache for the next request, and that request
+ * then fails. Only what has already arrived is read (the socket is non-blocking meanwhile):
+ * nginx stops sending a body once the answer has come, so a body still on its way (or a
+ * large one) is not waited for, and the connection is closed after all. */
+#define DRAIN_MAX (64 * 1024)
+static bool drain_body(FCGX_Request *req, long long content_length)
 {
-        char buf[16384];
-        size_t total = 0;
-        int n;
+        if (content_length <= 0 || content_length > DRAIN_MAX)
+                return false;
         FCGX_FFlush(req->out); /* the answer goes first */
+        int flags = fcntl(req->ipcFd, F_GETFL);
+        if (flags < 0 || fcntl(req->ipcFd, F_SETFL, flags | O_NONBLOCK) < 0)
+                return false;
+        char buf[16384];
+        int n;
         while ((n = FCGX_GetStr(buf, sizeof buf, req->in)) > 0)
-                if ((total += (size_t)n) > DRAIN_MAX)
-                        return false;
-        return n == 0 && FCGX_GetError(req->in) == 0;
+                ;
+        bool whole = FCGX_HasSeenEOF(req->in) == EOF && FCGX_GetError(req->in) == 0;
+        fcntl(req->ipcFd, F_SETFL, flags);
+        return whole;
 }
 
 static void serve(struct worker *w, struct redis_client *rc)
@@ -196,7 +202,7 @@ static void serve(struct worker *w, struct redis_client *rc)
                 };
                 dispatch_request(&ctx, req.envp);
                 if (__atomic_load_n(&w->draining, __ATOMIC_SEQ_CST) ||
-                    (body_left_unread(&ctx) && !drain_body(&req)))
+                    (body_left_unread(&ctx) && !drain_body(&req, ctx.req.content_length)))
                         req.keepConnection = 0; /* closed by FCGX_Finish_r below */
                 FCGX_Finish_r(&req);
         }
