@@ -20,6 +20,7 @@
 #include "keys.h"
 #include "launch.h"
 #include "network.h"
+#include "log.h"
 #include "preview.h"
 #include "quota.h"
 
@@ -613,10 +614,19 @@ static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
 {
         char err[PREVIEW_ERR_MAX];
         redisReply *r = NULL;
-        if (redis_client_cmd(sc->redis, &r, err, "DEL exposed:%s", rec->id) == 0)
+        long long exposed = 0;
+        if (redis_client_cmd(sc->redis, &r, err, "DEL exposed:%s", rec->id) == 0) {
+                exposed = r->integer;
                 freeReplyObject(r);
-        if (strcmp(rec->node_id, sc->node_id) != 0 || preview_remove(sc->cfg, rec->id, 0) == 0)
+        }
+        if (strcmp(rec->node_id, sc->node_id) != 0)
                 return;
+        if (preview_remove(sc->cfg, rec->id, 0) == 0) {
+                if (exposed > 0)
+                        log_event(LOG_LEVEL_WARN, "an exposed sandbox had no preview files to remove",
+                                  json_pack("{s:s}", "sandbox", rec->id));
+                return;
+        }
         /* A worker answers the delete once nginx no longer routes to the address (a request
          * would wait on it for a connect timeout); the master reloads on its next turn. */
         long long gen = preview_reload_request(sc->redis, sc->node_id, sc->pool_keeper, err);
@@ -677,6 +687,8 @@ int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, 
                 return r;
         if (stop_runtime(sc, id, err) < 0)
                 return mark_deleting(sc, &rec, err);
+        /* Whoever settles the record (forget), the previews go with the runtime. */
+        previews_forget(sc, &rec);
         return forget(sc, &rec, err);
 }
 
