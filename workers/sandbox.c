@@ -659,7 +659,6 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
                              ran > 0 ? ran : 0) == 0)
                 freeReplyObject(r);
         release_node_slot(sc);
-        previews_forget(sc, rec);
         uid_slot_release(sc, rec->node_id, rec->id, rec->uid_slot);
         char qerr[REDIS_ERR_MAX];
         quota_release(sc->redis, rec->key_id, "sandboxes", 1, qerr);
@@ -687,7 +686,8 @@ int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, 
                 return r;
         if (stop_runtime(sc, id, err) < 0)
                 return mark_deleting(sc, &rec, err);
-        /* Whoever settles the record (forget), the previews go with the runtime. */
+        /* The previews go with the runtime, before the record is settled (by forget or, for a
+         * pooled sandbox, pool_forget). */
         previews_forget(sc, &rec);
         return forget(sc, &rec, err);
 }
