@@ -2,8 +2,9 @@
  * depth?, user?} → {path, commit, branch}. The clone is made inside the sandbox by
  * warren-git (libgit2), run as the user like any command: with the sandbox's network,
  * filesystem and permissions. Credentials go to it on stdin, never in argv, environment,
- * logs or the clone's configuration. */
+ * logs or the clone's configuration. A depth makes a shallow clone. */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,11 +57,14 @@ int api_git_clone(struct http_ctx *ctx)
                 if (has_nul(json_object_get(ctx->body, fields[i])))
                         return http_respond_error(ctx, 400, "field '%s' contains a NUL byte", fields[i]);
         json_t *depth = json_object_get(ctx->body, "depth");
-        if (depth && json_integer_value(depth) != 0)
-                return http_respond_error(ctx, 400,
-                                          "field 'depth': shallow clones need libgit2 1.7, and this node has "
-                                          "Debian 12's 1.5; leave depth out for a full clone");
+        if (depth && (json_integer_value(depth) < 1 || json_integer_value(depth) > INT_MAX))
+                return http_respond_error(
+                    ctx, 400,
+                    "field 'depth': the number of commits to fetch, at least 1 (leave it "
+                    "out for the whole history)");
         json_t *in = json_object();
+        if (depth)
+                json_object_set(in, "depth", depth);
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (json_object_get(ctx->body, fields[i]))
                         json_object_set(in, fields[i], json_object_get(ctx->body, fields[i]));

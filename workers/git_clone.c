@@ -2,13 +2,16 @@
  * the sandbox's network, filesystem and permissions, never the host's). The request comes
  * on stdin, so that credentials are in no argv or environment:
  *
- *   {"url", "path"?, "branch"?, "commit"?, "username"?, "password"?}
+ *   {"url", "path"?, "branch"?, "commit"?, "username"?, "password"?, "depth"?}
  *
  * and the answer is one JSON line on stdout: {"path", "commit", "branch"} (exit 0), or
  * {"error", "code"} (exit 1), code one of bad_request, unknown_host, auth_failed,
  * repository_not_found, branch_not_found, commit_not_found, path_not_empty, clone_failed.
- * Credentials given in the URL are taken out of it, so the clone's remote keeps none. */
+ * Credentials given in the URL are taken out of it, so the clone's remote keeps none.
+ * A depth makes a shallow clone of that many commits (libgit2 1.7 and later). */
 #include <errno.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <git2.h>
 #include <jansson.h>
@@ -85,6 +88,15 @@ static void strip_userinfo(char *url, struct creds *c)
         memmove(host, at + 1, strlen(at + 1) + 1);
 }
 
+/* libgit2 before 1.9 sends its wants twice on a stateful connection (git://) when it
+ * deepens, and git daemon hangs up; over http(s) shallow clones work from 1.7. */
+static bool shallow_over_git_protocol_works(void)
+{
+        int major, minor, rev;
+        git_libgit2_version(&major, &minor, &rev);
+        return major > 1 || (major == 1 && minor >= 9);
+}
+
 static bool dir_has_entries(const char *path)
 {
         DIR *d = opendir(path);
@@ -106,7 +118,11 @@ static _Noreturn void clone_failed(const struct creds *c, const char *branch)
                 fail("auth_failed", "the repository needs credentials (username and password)");
         if (strstr(msg, "resolve") || strstr(msg, "Resolving") || strstr(msg, "Name or service"))
                 fail("unknown_host", "cannot resolve the repository's host: %s", msg);
-        if (c->tries > 0 || strstr(msg, "authentication") || strstr(msg, "401") ||
+        /* libgit2's last error after a refusal may be about something else entirely (1.8 leaves
+         * a config lookup's there), so a refusal of the given credentials says only that. */
+        if (c->tries > 0)
+                fail("auth_failed", "the server refused the credentials");
+        if (strstr(msg, "authentication") || strstr(msg, "401") ||
             strstr(msg, "too many redirects or authentication"))
                 fail("auth_failed", "the server refused the credentials: %s", msg);
         if (branch && strstr(msg, "reference") && strstr(msg, "not found"))
@@ -151,24 +167,41 @@ int main(void)
                 fail("path_not_empty", "'%s' exists and is not an empty folder", path);
         const char *branch = json_string_value(json_object_get(req, "branch"));
         const char *commit = json_string_value(json_object_get(req, "commit"));
+        json_int_t depth = json_integer_value(json_object_get(req, "depth"));
+        if (depth < 0 || depth > INT_MAX)
+                fail("bad_request", "depth must be a positive number of commits");
 
+        if (depth && !strncmp(url, "git://", 6) && !shallow_over_git_protocol_works())
+                fail("bad_request",
+                     "depth over git:// needs libgit2 1.9 or later, and this node has %s; use the "
+                     "repository's http(s) URL or leave depth out",
+                     LIBGIT2_VERSION);
+        /* A server that hangs up mid-request must give an error, not kill the clone silently. */
+        signal(SIGPIPE, SIG_IGN);
         git_libgit2_init();
         git_clone_options opts;
         git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
         opts.fetch_opts.callbacks.credentials = credentials;
         opts.fetch_opts.callbacks.payload = &c;
         opts.checkout_branch = branch;
+        opts.fetch_opts.depth = (int)depth; /* 0: the whole history */
         git_repository *repo = NULL;
         if (git_clone(&repo, url, path, &opts) < 0)
                 clone_failed(&c, branch);
 
         if (commit) {
                 git_object *obj = NULL;
-                if (git_revparse_single(&obj, repo, commit) < 0)
+                if (git_revparse_single(&obj, repo, commit) < 0) {
+                        if (depth)
+                                fail("commit_not_found",
+                                     "no commit '%s' in the last %lld commits fetched (depth %lld); a "
+                                     "deeper clone may have it (the clone is left checked out at its branch)",
+                                     commit, (long long)depth, (long long)depth);
                         fail("commit_not_found",
                              "no commit '%s' in the repository (the clone is left checked "
                              "out at its branch)",
                              commit);
+                }
                 git_object *target = NULL;
                 git_checkout_options co;
                 git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION);

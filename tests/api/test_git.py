@@ -3,6 +3,7 @@ reaches through its own network: git's smart-HTTP backend behind nginx (public, 
 private with basic auth) and git daemon."""
 import os
 import signal
+import subprocess
 
 from harness import Node, OutsideHost, delete_all_and_expect_nothing_left, expect, expect_error, main, test
 
@@ -71,6 +72,38 @@ def branch_commit_and_git_daemon(ctx):
     expect(r.status == 200 and r.json["commit"] == ctx["commits"]["main"], r)
 
 
+def libgit2_version():
+    out = subprocess.run(["pkg-config", "--modversion", "libgit2"], capture_output=True, text=True).stdout
+    return tuple(int(x) for x in out.strip().split(".")[:2])
+
+
+@test
+def shallow_clones(ctx):
+    main_commit, first = ctx["commits"]["main"], ctx["commits"]["first"]
+    r = clone(ctx, url=PUBLIC, path="s_http", depth=1)
+    expect(r.status == 200 and r.json["commit"] == main_commit and r.json["branch"] == "main", r)
+    # One commit, marked shallow, with the files of the tip: what `git clone --depth 1` gives
+    # (every branch is fetched, so the shallow list also names the tip of 'feature').
+    out = sh(ctx, "cd ~/s_http && git rev-list --count HEAD && ls && git log --format=%s")
+    expect(out == "1\nfile0.txt\nfile1.txt\ncommit 1\n", out)
+    expect(main_commit in sh(ctx, "cat ~/s_http/.git/shallow").split())
+    r = clone(ctx, url=PUBLIC, path="s_two", depth=2)
+    expect(r.status == 200, r)
+    expect(sh(ctx, "git -C ~/s_two rev-list --count HEAD") == "2\n")
+    # The first commit is not in a depth-1 clone, and the error says why.
+    expect_error(clone(ctx, url=PUBLIC, path="s_old", depth=1, commit=first), 404, "depth 1")
+    r = clone(ctx, url=PUBLIC, path="s_feature", depth=1, branch="feature")
+    expect(r.status == 200 and r.json["commit"] == ctx["commits"]["feature"], r)
+    expect(sh(ctx, "git -C ~/s_feature rev-list --count HEAD") == "1\n")
+    # Over git://, libgit2 deepens correctly from 1.9; before, the request is refused clearly.
+    r = clone(ctx, url=f"git://{HOST}/public/repo.git", path="s_git", depth=1)
+    if libgit2_version() >= (1, 9):
+        expect(r.status == 200 and sh(ctx, "git -C ~/s_git rev-list --count HEAD") == "1\n", r)
+    else:
+        expect_error(r, 400, "depth over git://")
+        expect(sh(ctx, "ls -d ~/s_git 2>/dev/null || echo none") == "none\n")
+
+
 @test
 def errors_are_clear(ctx):
     expect_error(clone(ctx, url="http://nowhere.invalid/repo.git", path="e1"), 400, "resolve")
@@ -78,7 +111,8 @@ def errors_are_clear(ctx):
     expect_error(clone(ctx, url=PUBLIC, path="e3", commit="0123456789abcdef0123"), 404, "commit")
     expect_error(clone(ctx, url=f"http://{HOST}:8081/public/missing.git", path="e4"), 404)
     expect_error(clone(ctx, url=PUBLIC), 409, "not an empty folder")  # ~/repo exists
-    expect_error(clone(ctx, url=PUBLIC, depth=1), 400, "depth")
+    for depth in (0, -1, "1", 2**40):
+        expect_error(clone(ctx, url=PUBLIC, path="e5", depth=depth), 400, "depth")
     expect_error(clone(ctx, url="file:///etc"), 400, "url")
     expect_error(clone(ctx, url="ssh://x/y"), 400, "url")
     expect_error(clone(ctx), 400, "url")
