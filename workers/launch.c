@@ -477,8 +477,8 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         /* The tmpfs mounts made here belong to root inside, as everything else there does. */
         char dev_opts[96], shm_opts[96];
         snprintf(dev_opts, sizeof dev_opts, "mode=0755,size=65536,uid=%u,gid=%u", s->uid_base, s->uid_base);
-        snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=67108864,uid=%u,gid=%u", s->uid_base,
-                 s->uid_base);
+        snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=%lld,uid=%u,gid=%u", LAUNCH_SHM_BYTES,
+                 s->uid_base, s->uid_base);
         mount_in(&b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, dev_opts, "mount /dev");
         static const char *const devices[] = {"/dev/null",   "/dev/zero",    "/dev/full",
                                               "/dev/random", "/dev/urandom", "/dev/tty"};

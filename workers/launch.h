@@ -17,6 +17,9 @@
 
 #define LAUNCH_ERR_MAX 256
 
+/* The size of a sandbox's /dev/shm, a tmpfs like its disk (and so memory too). */
+#define LAUNCH_SHM_BYTES (64LL << 20)
+
 struct launch_spec {
         const char *id;           /* also the hostname */
         const char *sandbox_dir;  /* <state>/sandboxes/<id>: root/, disk/, agent.sock */

@@ -242,16 +242,27 @@ static void env_free(char **arr)
         free(arr);
 }
 
-static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
-                         long long uid_slot, struct cgroup **ret_cg, pid_t *ret_pid,
-                         char err[SANDBOX_ERR_MAX])
+/* The cgroup limits for a spec. A sandbox's disk and /dev/shm are tmpfs, whose pages are
+ * charged to the memory of whoever writes them, and with no swap they cannot be reclaimed.
+ * Under a limit of memory_mb alone, files filling the disk would leave the kernel nothing
+ * to do but kill the sandbox's processes, agent and all, instead of answering ENOSPC. So
+ * the limit covers both: memory_mb for the processes, plus whatever of the disk and
+ * /dev/shm the files do not use. */
+static struct cgroup_limits limits_for(const struct sandbox_ctx *sc, const struct sandbox_spec *spec)
 {
-        struct cgroup_limits lim = {
-            .memory_bytes = spec->memory_mb << 20,
+        return (struct cgroup_limits){
+            .memory_bytes = ((spec->memory_mb + spec->disk_mb) << 20) + LAUNCH_SHM_BYTES,
             .pids_max = sc->cfg->sandbox_max_pids,
             .cpu_quota_us = spec->cpu_millis * 100,
             .cpu_period_us = 100000,
         };
+}
+
+static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
+                         long long uid_slot, struct cgroup **ret_cg, pid_t *ret_pid,
+                         char err[SANDBOX_ERR_MAX])
+{
+        struct cgroup_limits lim = limits_for(sc, spec);
         char cgerr[CGROUP_ERR_MAX];
         struct cgroup *cg = NULL;
         int r = cgroup_create(id, &lim, &cg, cgerr);
@@ -1012,12 +1023,7 @@ static int pool_fit(struct sandbox_ctx *sc, const char *id, const struct sandbox
 {
         struct sandbox_spec defaults = pool_spec(sc->cfg);
         if (spec->cpu_millis != defaults.cpu_millis || spec->memory_mb != defaults.memory_mb) {
-                struct cgroup_limits lim = {
-                    .memory_bytes = spec->memory_mb << 20,
-                    .pids_max = sc->cfg->sandbox_max_pids,
-                    .cpu_quota_us = spec->cpu_millis * 100,
-                    .cpu_period_us = 100000,
-                };
+                struct cgroup_limits lim = limits_for(sc, spec);
                 struct cgroup *cg = NULL;
                 char cgerr[CGROUP_ERR_MAX];
                 int r = cgroup_open(id, &cg, cgerr);

@@ -160,6 +160,23 @@ def filling_disk_shm_and_inodes_gives_enospc(node):
 
 
 @test
+def a_disk_larger_than_memory_fills_with_enospc_not_a_kill(node):
+    # Files live in memory (tmpfs); filling a disk four times the memory must still end in
+    # ENOSPC, with the sandbox alive and its memory limit still holding for processes.
+    sid = node.sandbox(memory_mb=64, disk_mb=256)
+    r = node.shell(sid, "dd if=/dev/zero of=/home/user/fill bs=1M count=300 2>&1 | grep -o 'No space left on device';"
+                        "du -m /home/user/fill | cut -f1", timeout_ms=60000)
+    expect(r.status == 200 and "No space left on device" in r.json["stdout"], r)
+    expect(int(r.json["stdout"].split()[-1]) >= 200, r.json["stdout"])
+    expect(node.shell(sid, "echo survived").json["stdout"] == "survived\n")
+    # With the disk full, a memory bomb is still killed, and the sandbox lives on.
+    r = node.request("POST", f"/v1/sandboxes/{sid}/run", {"code": "b = []\nwhile True:\n    b.append(bytearray(16 << 20))"})
+    expect(r.status == 200 and r.json["exit_code"] == 137, r)
+    expect(node.shell(sid, "rm /home/user/fill && echo survived").json["stdout"] == "survived\n")
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def daemons_that_ignore_sigterm_do_not_outlive_delete(node):
     sid = node.sandbox()
     node.shell(sid, "setsid nohup sh -c 'trap \"\" TERM HUP; while true; do sleep 1; done' >/dev/null 2>&1 & "

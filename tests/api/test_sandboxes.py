@@ -371,7 +371,8 @@ def creates_that_fit_take_a_warm_sandbox_and_the_pool_refills(node):
     out = node.shell(sid, "echo $FROM; hostname")
     expect(out.json["stdout"] == f"pool\n{sid}\n", out)
     with open(f"/sys/fs/cgroup/memory/{node.cgroup_parent}/{sid}/memory.limit_in_bytes") as f:
-        expect(int(f.read()) == 300 << 20, "memory limit of the taken sandbox")
+        # memory_mb, plus the disk and /dev/shm (tmpfs, whose pages count as memory)
+        expect(int(f.read()) == (300 + 1024 + 64) << 20, "memory limit of the taken sandbox")
     with open(f"/sys/fs/cgroup/cpu/{node.cgroup_parent}/{sid}/cpu.cfs_quota_us") as f:
         expect(int(f.read()) == 50000, "cpu quota of the taken sandbox")
     # Warm sandboxes are nobody's: never listed, never found.
