@@ -87,7 +87,9 @@ def wrk(url, seconds, host=None):
     cmd = ["wrk", "-t1", "-c1", f"-d{seconds}s", url]
     if host:
         cmd[1:1] = ["-H", f"Host: {host}"]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0, f"{' '.join(cmd)} failed ({run.returncode}): {run.stdout}{run.stderr}"
+    out = run.stdout
     m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     scale = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[m.group(2)]
     return float(m.group(1)) * scale / (1 << 20)
@@ -139,7 +141,8 @@ def main():
     args = ap.parse_args()
     node = Node(workers=2, threads=64).start()
     try:
-        sid = node.request("POST", "/v1/sandboxes", {}).json["id"]
+        # A long run (--many on a busy machine) outlasts the default lifetime of 5 minutes.
+        sid = node.request("POST", "/v1/sandboxes", {"timeout_ms": 3600 * 1000}).json["id"]
         node.shell(sid, f"cat > /tmp/server.py <<'EOF'\n{SERVER}\nEOF")
         node.request("POST", f"/v1/sandboxes/{sid}/commands", {"cmd": "python3 /tmp/server.py 8000"})
         address = node.request("GET", f"/v1/sandboxes/{sid}").json["network"]["address"]
