@@ -47,8 +47,9 @@ def main():
     with open(src, "wb") as f:
         for _ in range(args.mib):
             f.write(os.urandom(1 << 20))
-    node = Node(workers=2, threads=32).start()
+    node = Node(workers=2, threads=32)
     try:
+        node.start()
         sid = node.request("POST", "/v1/sandboxes", {"disk_mb": args.mib * 2 + 512,
                                                      "memory_mb": args.mib * 2 + 512}).json["id"]
         hdrs = {"Authorization": "Bearer " + node.admin_key}
