@@ -38,7 +38,7 @@ static int status_of(const char *code)
 
 static bool has_nul(json_t *s)
 {
-        return s && strlen(json_string_value(s)) != json_string_length(s);
+        return json_is_string(s) && strlen(json_string_value(s)) != json_string_length(s);
 }
 
 int api_git_clone(struct http_ctx *ctx)
@@ -56,8 +56,11 @@ int api_git_clone(struct http_ctx *ctx)
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (has_nul(json_object_get(ctx->body, fields[i])))
                         return http_respond_error(ctx, 400, "field '%s' contains a NUL byte", fields[i]);
+        /* null is no depth, as for every optional field; INT_MAX is libgit2's "unshallow". */
         json_t *depth = json_object_get(ctx->body, "depth");
-        if (depth && (json_integer_value(depth) < 1 || json_integer_value(depth) > INT_MAX))
+        if (json_is_null(depth))
+                depth = NULL;
+        if (depth && (json_integer_value(depth) < 1 || json_integer_value(depth) >= INT_MAX))
                 return http_respond_error(
                     ctx, 400,
                     "field 'depth': the number of commits to fetch, at least 1 (leave it "
@@ -66,7 +69,7 @@ int api_git_clone(struct http_ctx *ctx)
         if (depth)
                 json_object_set(in, "depth", depth);
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
-                if (json_object_get(ctx->body, fields[i]))
+                if (json_is_string(json_object_get(ctx->body, fields[i])))
                         json_object_set(in, fields[i], json_object_get(ctx->body, fields[i]));
         char *stdin_text = json_dumps(in, JSON_COMPACT);
         json_decref(in);

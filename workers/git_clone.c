@@ -90,10 +90,8 @@ static void strip_userinfo(char *url, struct creds *c)
 
 /* libgit2 before 1.9 sends its wants twice on a stateful connection (git://) when it
  * deepens, and git daemon hangs up; over http(s) shallow clones work from 1.7. */
-static bool shallow_over_git_protocol_works(void)
+static bool shallow_over_git_protocol_works(int major, int minor)
 {
-        int major, minor, rev;
-        git_libgit2_version(&major, &minor, &rev);
         return major > 1 || (major == 1 && minor >= 9);
 }
 
@@ -120,7 +118,7 @@ static _Noreturn void clone_failed(const struct creds *c, const char *branch)
                 fail("unknown_host", "cannot resolve the repository's host: %s", msg);
         /* libgit2's last error after a refusal may be about something else entirely (1.8 leaves
          * a config lookup's there), so a refusal of the given credentials says only that. */
-        if (c->tries > 0)
+        if (c->tries > 1) /* asked again after the first answer: refused */
                 fail("auth_failed", "the server refused the credentials");
         if (strstr(msg, "authentication") || strstr(msg, "401") ||
             strstr(msg, "too many redirects or authentication"))
@@ -168,14 +166,16 @@ int main(void)
         const char *branch = json_string_value(json_object_get(req, "branch"));
         const char *commit = json_string_value(json_object_get(req, "commit"));
         json_int_t depth = json_integer_value(json_object_get(req, "depth"));
-        if (depth < 0 || depth > INT_MAX)
+        if (depth < 0 || depth >= INT_MAX) /* INT_MAX: libgit2's "unshallow" */
                 fail("bad_request", "depth must be a positive number of commits");
 
-        if (depth && !strncmp(url, "git://", 6) && !shallow_over_git_protocol_works())
+        int major, minor, rev;
+        git_libgit2_version(&major, &minor, &rev);
+        if (depth && !strncmp(url, "git://", 6) && !shallow_over_git_protocol_works(major, minor))
                 fail("bad_request",
-                     "depth over git:// needs libgit2 1.9 or later, and this node has %s; use the "
+                     "depth over git:// needs libgit2 1.9 or later, and this node has %d.%d.%d; use the "
                      "repository's http(s) URL or leave depth out",
-                     LIBGIT2_VERSION);
+                     major, minor, rev);
         /* A server that hangs up mid-request must give an error, not kill the clone silently. */
         signal(SIGPIPE, SIG_IGN);
         git_libgit2_init();

@@ -32,6 +32,9 @@ def public_repository_over_http(ctx):
 def private_repository_with_good_and_bad_credentials(ctx):
     expect_error(clone(ctx, url=PRIVATE, path="p0"), 403, "credentials")
     expect_error(clone(ctx, url=PRIVATE, path="p1", username="tester", password="wrong"), 403, "refused")
+    # Good credentials, another failure: said as it is, not as a refusal.
+    expect_error(clone(ctx, url=PRIVATE, path="p4", username="tester", password="s3cret", branch="nope"), 404,
+                 "branch")
     r = clone(ctx, url=PRIVATE, path="p2", username="tester", password="s3cret")
     expect(r.status == 200 and r.json["commit"] == ctx["commits"]["main"], r)
     # Credentials in the URL work too; none is kept in the clone.
@@ -111,7 +114,10 @@ def errors_are_clear(ctx):
     expect_error(clone(ctx, url=PUBLIC, path="e3", commit="0123456789abcdef0123"), 404, "commit")
     expect_error(clone(ctx, url=f"http://{HOST}:8081/public/missing.git", path="e4"), 404)
     expect_error(clone(ctx, url=PUBLIC), 409, "not an empty folder")  # ~/repo exists
-    for depth in (0, -1, "1", 2**40):
+    # null is an absent field, as everywhere
+    r = clone(ctx, url=PUBLIC, path="n1", branch=None, commit=None, username=None, password=None, depth=None)
+    expect(r.status == 200 and r.json["commit"] == ctx["commits"]["main"], r)
+    for depth in (0, -1, "1", 2**31 - 1, 2**40):
         expect_error(clone(ctx, url=PUBLIC, path="e5", depth=depth), 400, "depth")
     expect_error(clone(ctx, url="file:///etc"), 400, "url")
     expect_error(clone(ctx, url="ssh://x/y"), 400, "url")
