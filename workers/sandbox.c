@@ -248,10 +248,15 @@ static void env_free(char **arr)
  * to do but kill the sandbox's processes, agent and all, instead of answering ENOSPC. So
  * the limit covers both: memory_mb for the processes, plus whatever of the disk and
  * /dev/shm the files do not use. */
+static long long memory_cgroup_bytes(long long memory_mb, long long disk_mb)
+{
+        return ((memory_mb + disk_mb) << 20) + LAUNCH_SHM_BYTES;
+}
+
 static struct cgroup_limits limits_for(const struct sandbox_ctx *sc, const struct sandbox_spec *spec)
 {
         return (struct cgroup_limits){
-            .memory_bytes = ((spec->memory_mb + spec->disk_mb) << 20) + LAUNCH_SHM_BYTES,
+            .memory_bytes = memory_cgroup_bytes(spec->memory_mb, spec->disk_mb),
             .pids_max = sc->cfg->sandbox_max_pids,
             .cpu_quota_us = spec->cpu_millis * 100,
             .cpu_period_us = 100000,
@@ -894,13 +899,16 @@ int sandbox_metrics(struct sandbox_ctx *sc, const char *key_id, const char *id, 
         /* Only while the recorded pid is still this sandbox's: pids are reused. */
         if (pid_is_sandboxes(rec.pid, sc->cfg->cgroup_parent, id) && statvfs(root, &vfs) == 0)
                 disk_used = (long long)(vfs.f_blocks - vfs.f_bfree) * (long long)vfs.f_frsize;
+        /* used and peak count the files' pages too (the disk is tmpfs): cgroup_limit_bytes is
+         * what they are held to, limit_bytes what processes were promised. */
         *ret_metrics = json_pack(
-            "{s:s, s:s, s:{s:f, s:f}, s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}}", "id", id, "status",
-            rec.status, "cpu", "usage_seconds", (double)st.cpu_usage_ns / 1e9, "limit",
+            "{s:s, s:s, s:{s:f, s:f}, s:{s:I, s:I, s:I, s:I}, s:{s:I, s:I}, s:{s:I, s:I}}", "id", id,
+            "status", rec.status, "cpu", "usage_seconds", (double)st.cpu_usage_ns / 1e9, "limit",
             (double)rec.cpu_millis / 1000.0, "memory", "used_bytes", (json_int_t)st.memory_bytes,
             "peak_bytes", (json_int_t)st.memory_peak_bytes, "limit_bytes", (json_int_t)(rec.memory_mb << 20),
-            "disk", "used_bytes", (json_int_t)disk_used, "limit_bytes", (json_int_t)disk_total, "pids",
-            "current", (json_int_t)st.pids, "limit", (json_int_t)sc->cfg->sandbox_max_pids);
+            "cgroup_limit_bytes", (json_int_t)memory_cgroup_bytes(rec.memory_mb, rec.disk_mb), "disk",
+            "used_bytes", (json_int_t)disk_used, "limit_bytes", (json_int_t)disk_total, "pids", "current",
+            (json_int_t)st.pids, "limit", (json_int_t)sc->cfg->sandbox_max_pids);
         return *ret_metrics ? 0 : -ENOMEM;
 }
 

@@ -198,6 +198,7 @@ def metrics_come_from_the_cgroup(node):
     expect(m.status == 200, m)
     j = m.json
     expect(j["cpu"]["usage_seconds"] > 0 and j["memory"]["limit_bytes"] == 256 << 20, j)
+    expect(j["memory"]["cgroup_limit_bytes"] == (256 + 1024 + 64) << 20, j)  # the disk's files count too
     expect(j["disk"]["used_bytes"] >= 20000000 and j["pids"]["current"] >= 1, j)
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
