@@ -118,8 +118,9 @@ def reloads_with_many_ports(node, sid, many, rounds):
 
 
 def cold_creates(rounds):
-    node = Node(workers=2, threads=32, warm_pool_size=0).start()
+    node = Node(workers=2, threads=32, warm_pool_size=0)
     try:
+        node.start()
         out = []
         for _ in range(rounds):
             t0 = time.perf_counter()
@@ -139,8 +140,9 @@ def main():
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--many", type=int, default=500)
     args = ap.parse_args()
-    node = Node(workers=2, threads=64).start()
+    node = Node(workers=2, threads=64)
     try:
+        node.start()
         # A long run (--many on a busy machine) outlasts the default lifetime of 5 minutes.
         sid = node.request("POST", "/v1/sandboxes", {"timeout_ms": 3600 * 1000}).json["id"]
         node.shell(sid, f"cat > /tmp/server.py <<'EOF'\n{SERVER}\nEOF")
