@@ -372,6 +372,23 @@ static void mask_file(struct plan_builder *b, const char *in_root, const char *s
         mount_in(b, "/dev/null", in_root, NULL, MS_BIND, NULL, step)->kind = OP_OPTIONAL_MOUNT;
 }
 
+/* The template's /usr/lib/locale (the host's locales and C.UTF-8 in one archive, made
+ * with the template) over the host's: a program's locale is then one mmap, where the
+ * host's loose files cost a dozen opens through the overlay, 0.2 ms of each bash start.
+ * A template without one keeps the host's. */
+static void bind_locales(struct plan_builder *b, const char *template_dir)
+{
+        char src[P];
+        snprintf(src, sizeof src, "%s/opt/warren/locale", template_dir);
+        if (access(src, F_OK) != 0 || access("/usr/lib/locale", F_OK) != 0)
+                return;
+        struct op *op = add(b, OP_IDMAPPED_BIND, "bind the locales");
+        snprintf(op->data, sizeof op->data, "%s", src);
+        op->src = op->data;
+        root_path(b, op->dst, "/usr/lib/locale");
+        op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+}
+
 /* Hides a directory of host information under an empty read-only tmpfs (absent ones are
  * skipped). */
 static void hide_dir(struct plan_builder *b, const char *in_root, const char *step)
@@ -457,6 +474,7 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         op->src = "/usr";
         root_path(&b, op->dst, "/usr");
         op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
+        bind_locales(&b, s->template_dir);
         /* /proc of the new pid namespace, with the host-revealing files masked. */
         mount_in(&b, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, "mount /proc");
         mask_file(&b, "/proc/kcore", "mask /proc/kcore");
