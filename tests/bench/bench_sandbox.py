@@ -17,7 +17,9 @@ the same run on the same machine.
    and what their cgroups account). Target: <= 2 MiB each beyond the kernel's own.
 """
 import argparse
+import atexit
 import json
+import shutil
 import os
 import statistics
 import subprocess
@@ -55,8 +57,12 @@ def bwrap_reference(rounds):
     return out
 
 
+BUILT = tempfile.mkdtemp(prefix="warren-bench-")
+atexit.register(shutil.rmtree, BUILT, ignore_errors=True)
+
+
 def compiled(name):
-    exe = os.path.join(tempfile.mkdtemp(prefix="warren-bench-"), name)
+    exe = os.path.join(BUILT, name)
     subprocess.run(["cc", "-O2", "-o", exe, os.path.join(os.path.dirname(__file__), name + ".c")], check=True)
     return exe
 
