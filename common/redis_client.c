@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/sha.h>
 #include <poll.h>
 #include <pthread.h>
@@ -38,6 +39,12 @@ struct redis_client {
         int db;
         char password[256];
         struct timeval timeout;
+        /* A command sent ahead with the next one (redis_client_prefetch), and its reply once
+         * read: handed to the next command if it is the same, else dropped. */
+        char *prefetch_cmd;
+        int prefetch_len;
+        bool prefetch_pending; /* appended, its reply not read yet */
+        redisReply *prefetched;
 };
 
 static int parse_url(struct redis_client *c, const char *url, char err[REDIS_ERR_MAX])
@@ -107,12 +114,13 @@ int redis_client_new(const char *url, int timeout_ms, struct redis_client **ret_
         return 0;
 }
 
+static void drop_connection(struct redis_client *c);
+
 void redis_client_free(struct redis_client *c)
 {
         if (!c)
                 return;
-        if (c->ctx)
-                redisFree(c->ctx);
+        drop_connection(c);
         explicit_bzero(c->password, sizeof c->password);
         free(c);
 }
@@ -122,8 +130,20 @@ void redis_client_freep(struct redis_client **c)
         redis_client_free(*c);
 }
 
+static void forget_prefetch(struct redis_client *c)
+{
+        redisFreeCommand(c->prefetch_cmd);
+        c->prefetch_cmd = NULL;
+        c->prefetch_len = 0;
+        c->prefetch_pending = false;
+        if (c->prefetched)
+                freeReplyObject(c->prefetched);
+        c->prefetched = NULL;
+}
+
 static void drop_connection(struct redis_client *c)
 {
+        forget_prefetch(c);
         if (c->ctx) {
                 redisFree(c->ctx);
                 c->ctx = NULL;
@@ -215,27 +235,108 @@ static int check_reply(struct redis_client *c, redisReply *reply, redisReply **r
         return 0;
 }
 
-int redis_client_argv(struct redis_client *c, int argc, const char **argv, const size_t *lens,
-                      redisReply **ret_reply, char err[REDIS_ERR_MAX])
+/* The reply read ahead for exactly this command, if there is one; any other command drops
+ * it (it may change what the read-ahead saw). */
+static bool take_prefetched(struct redis_client *c, const char *cmd, int len, redisReply **ret_reply)
 {
+        bool same = c->prefetched && len == c->prefetch_len && memcmp(cmd, c->prefetch_cmd, (size_t)len) == 0;
+        if (same) {
+                *ret_reply = c->prefetched;
+                c->prefetched = NULL;
+        }
+        if (!c->prefetch_pending)
+                forget_prefetch(c);
+        return same;
+}
+
+/* Sends a formatted command (with a prefetch appended before it, in the same write) and
+ * reads its reply. */
+static int run_formatted(struct redis_client *c, const char *cmd, int len, redisReply **ret_reply,
+                         char err[REDIS_ERR_MAX])
+{
+        redisReply *reply = NULL;
+        if (take_prefetched(c, cmd, len, &reply))
+                return check_reply(c, reply, ret_reply, err);
         int r = ensure_connected(c, err);
         if (r < 0)
                 return r;
-        redisReply *reply = redisCommandArgv(c->ctx, argc, argv, lens);
+        if (redisAppendFormattedCommand(c->ctx, cmd, (size_t)len) != REDIS_OK)
+                return check_reply(c, NULL, ret_reply, err);
+        if (c->prefetch_pending) {
+                c->prefetch_pending = false;
+                if (redisGetReply(c->ctx, (void **)&c->prefetched) != REDIS_OK)
+                        return check_reply(c, NULL, ret_reply, err);
+        }
+        if (redisGetReply(c->ctx, (void **)&reply) != REDIS_OK)
+                reply = NULL;
         return check_reply(c, reply, ret_reply, err);
+}
+
+int redis_client_argv(struct redis_client *c, int argc, const char **argv, const size_t *lens,
+                      redisReply **ret_reply, char err[REDIS_ERR_MAX])
+{
+        char *cmd = NULL;
+        long long len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+        if (len < 0 || len > INT_MAX) {
+                redisFreeCommand(cmd);
+                snprintf(err, REDIS_ERR_MAX, "redis: cannot format a command");
+                return -ENOMEM;
+        }
+        int r = run_formatted(c, cmd, (int)len, ret_reply, err);
+        redisFreeCommand(cmd);
+        return r;
 }
 
 int redis_client_cmd(struct redis_client *c, redisReply **ret_reply, char err[REDIS_ERR_MAX], const char *fmt,
                      ...)
 {
-        int r = ensure_connected(c, err);
-        if (r < 0)
-                return r;
+        char *cmd = NULL;
         va_list ap;
         va_start(ap, fmt);
-        redisReply *reply = redisvCommand(c->ctx, fmt, ap);
+        int len = redisvFormatCommand(&cmd, fmt, ap);
         va_end(ap);
-        return check_reply(c, reply, ret_reply, err);
+        if (len < 0) {
+                snprintf(err, REDIS_ERR_MAX, "redis: cannot format a command");
+                return -ENOMEM;
+        }
+        int r = run_formatted(c, cmd, len, ret_reply, err);
+        redisFreeCommand(cmd);
+        return r;
+}
+
+void redis_client_prefetch(struct redis_client *c, const char *fmt, ...)
+{
+        char err[REDIS_ERR_MAX];
+        if (!c)
+                return;
+        forget_prefetch(c);
+        if (ensure_connected(c, err) < 0)
+                return;
+        char *cmd = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int len = redisvFormatCommand(&cmd, fmt, ap);
+        va_end(ap);
+        if (len < 0)
+                return;
+        if (redisAppendFormattedCommand(c->ctx, cmd, (size_t)len) != REDIS_OK) {
+                redisFreeCommand(cmd);
+                drop_connection(c);
+                return;
+        }
+        c->prefetch_cmd = cmd;
+        c->prefetch_len = len;
+        c->prefetch_pending = true;
+}
+
+void redis_client_prefetch_end(struct redis_client *c)
+{
+        if (!c)
+                return;
+        /* A prefetch never sent would be read as the next request's: the connection goes. */
+        if (c->prefetch_pending)
+                drop_connection(c);
+        forget_prefetch(c);
 }
 
 /* SHA-1 of every script, computed once: EVALSHA sends 40 bytes instead of the script. */

@@ -33,6 +33,15 @@ int redis_client_argv(struct redis_client *c, int argc, const char **argv, const
                       redisReply **ret_reply, char err[REDIS_ERR_MAX]);
 int redis_client_cmd(struct redis_client *c, redisReply **ret_reply, char err[REDIS_ERR_MAX], const char *fmt,
                      ...);
+/* Sends a read-only command ahead, in the same write as the next command (one round trip for
+ * both), and keeps its reply for the next command that is the very same: a request that will
+ * read a record asks for it together with its authentication. Any other command drops the
+ * kept reply, as does redis_client_prefetch_end, called when a request is done. Best effort:
+ * on any trouble nothing is kept, and the command later runs as usual. */
+void redis_client_prefetch(struct redis_client *c, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void redis_client_prefetch_end(struct redis_client *c);
+
 int redis_client_script(struct redis_client *c, const struct redis_script *script, int nkeys, int nargs,
                         const char **args, redisReply **ret_reply, char err[REDIS_ERR_MAX]);
 

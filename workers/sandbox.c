@@ -54,6 +54,15 @@ static void agent_path(struct sandbox_ctx *sc, const char *id, char *buf, size_t
 
 /* --- the record ---------------------------------------------------------------------- */
 
+/* How a record is read; sandbox_prefetch asks for the very same, so that its reply serves. */
+#define RECORD_LOAD "HGETALL sandbox:%s"
+
+void sandbox_prefetch(struct redis_client *rc, const char *id)
+{
+        if (id_is_valid(id, SANDBOX_ID_MAX - 1))
+                redis_client_prefetch(rc, RECORD_LOAD, id);
+}
+
 static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *id, struct record *ret,
                        char err[SANDBOX_ERR_MAX])
 {
@@ -62,7 +71,7 @@ static int record_load(struct sandbox_ctx *sc, const char *key_id, const char *i
                 return -ENOENT;
         }
         _cleanup_reply_ redisReply *r = NULL;
-        int rc = redis_client_cmd(sc->redis, &r, err, "HGETALL sandbox:%s", id);
+        int rc = redis_client_cmd(sc->redis, &r, err, RECORD_LOAD, id);
         if (rc < 0)
                 return rc;
         struct record rec = {.uid_slot = -1};

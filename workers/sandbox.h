@@ -51,6 +51,9 @@ struct sandbox_spec {
  * node keeps trying), others (the runtime failed; err says which step). */
 int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sandbox_spec *spec,
                    json_t **ret_info, char err[SANDBOX_ERR_MAX]);
+/* Asks Redis for the sandbox's record ahead, together with the next command (the request's
+ * authentication): the record is then read with no round trip of its own. */
+void sandbox_prefetch(struct redis_client *rc, const char *id);
 int sandbox_get(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t **ret_info,
                 char err[SANDBOX_ERR_MAX]);
 /* Lists the key's sandboxes oldest first, from after cursor (NULL: the start), at most limit,

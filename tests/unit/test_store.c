@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,6 +189,57 @@ static void store__redis_url_with_password_is_never_echoed(void)
         redis_client_free(rc);
 }
 
+/* A prefetched reply serves the same command once, and only when no other command came
+ * between: a write in between makes the next read go to Redis and see the write. */
+static void store__prefetch_serves_only_the_same_next_command(void)
+{
+        struct redis_client *rc = client();
+        char err[REDIS_ERR_MAX];
+        redisReply *r = NULL;
+        CHECK(redis_client_cmd(rc, &r, err, "SET pf:a %s", "one") == 0);
+        freeReplyObject(r);
+
+        redis_client_prefetch(rc, "GET pf:%s", "a");
+        CHECK(redis_client_cmd(rc, &r, err, "PING") == 0); /* sent with the prefetch */
+        freeReplyObject(r);
+        /* Changed by another client after the prefetch was answered. */
+        struct redis_client *other = client();
+        CHECK(redis_client_cmd(other, &r, err, "SET pf:a %s", "two") == 0);
+        freeReplyObject(r);
+        CHECK(redis_client_cmd(rc, &r, err, "GET pf:%s", "a") == 0);
+        CHECK(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "one")); /* the read-ahead, as asked */
+        freeReplyObject(r);
+        CHECK(redis_client_cmd(rc, &r, err, "GET pf:%s", "a") == 0); /* used once only */
+        CHECK(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "two"));
+        freeReplyObject(r);
+
+        /* Another command in between drops it. */
+        redis_client_prefetch(rc, "GET pf:%s", "a");
+        CHECK(redis_client_cmd(rc, &r, err, "PING") == 0);
+        freeReplyObject(r);
+        CHECK(redis_client_cmd(rc, &r, err, "SET pf:a %s", "three") == 0);
+        freeReplyObject(r);
+        CHECK(redis_client_cmd(rc, &r, err, "GET pf:%s", "a") == 0);
+        CHECK(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "three"));
+        freeReplyObject(r);
+
+        /* A prefetch that never went out is not read as a later command's reply. */
+        redis_client_prefetch(rc, "GET pf:%s", "a");
+        redis_client_prefetch_end(rc);
+        CHECK(redis_client_cmd(rc, &r, err, "ECHO %s", "x") == 0);
+        CHECK(r && r->type == REDIS_REPLY_STRING && !strcmp(r->str, "x"));
+        freeReplyObject(r);
+
+        /* An error reply read ahead is an error when taken. */
+        redis_client_prefetch(rc, "HGETALL pf:%s", "a"); /* a string: WRONGTYPE */
+        CHECK(redis_client_cmd(rc, &r, err, "PING") == 0);
+        freeReplyObject(r);
+        CHECK(redis_client_cmd(rc, &r, err, "HGETALL pf:%s", "a") == -EPROTO);
+        CHECK(strstr(err, "WRONGTYPE") != NULL);
+        redis_client_free(other);
+        redis_client_free(rc);
+}
+
 int main(void)
 {
         if (redis_start() < 0) {
@@ -201,6 +253,7 @@ int main(void)
         RUN(store__quota_release_never_goes_negative);
         RUN(store__unreachable_redis_is_reported_as_unavailable);
         RUN(store__redis_url_with_password_is_never_echoed);
+        RUN(store__prefetch_serves_only_the_same_next_command);
         redis_stop();
         return CHECK_SUMMARY();
 }
