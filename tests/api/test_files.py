@@ -4,6 +4,7 @@ the host or block the agent."""
 import base64
 import hashlib
 import http.client
+import json
 import os
 import subprocess
 import time
@@ -216,8 +217,10 @@ def worker_peak_rss_kib(node):
 @test
 def a_gibibyte_in_and_out_with_flat_worker_memory(ctx):
     node = ctx["node"]
-    r = node.request("POST", "/v1/sandboxes", {"disk_mb": 2560, "memory_mb": 2560})
-    expect(r.status == 201, r)
+    # The default memory (512 MiB) with a disk that holds the file: the file's pages count
+    # against the sandbox's cgroup, whose limit includes the disk.
+    r = node.request("POST", "/v1/sandboxes", {"disk_mb": 2560})
+    expect(r.status == 201 and r.json["limits"]["memory_mb"] == 512, r)
     sid = r.json["id"]
     src = os.path.join(node.state, "gib.bin")
     with open(src, "wb") as f:
@@ -248,6 +251,23 @@ def a_gibibyte_in_and_out_with_flat_worker_memory(ctx):
     # only a plain build's peak says whether the transfer holds more than a chunk.
     expect(SANITIZED or grew < 16 * 1024, f"worker memory grew by {grew} KiB")
     os.unlink(src)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
+def an_upload_larger_than_the_disk_is_a_507_and_the_sandbox_lives_on(ctx):
+    node = ctx["node"]
+    sid = node.request("POST", "/v1/sandboxes", {"disk_mb": 64, "memory_mb": 64}).json["id"]
+    body = b"\0" * (100 << 20)
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=120)
+    conn.request("PUT", f"/v1/sandboxes/{sid}/fs/raw?path=/home/user/big.bin", body=body,
+                 headers={"Authorization": "Bearer " + node.admin_key})
+    resp = conn.getresponse()
+    answer = json.loads(resp.read())
+    expect(resp.status == 507 and "space" in answer["error"], (resp.status, answer))
+    out = node.shell(sid, "echo alive; rm /home/user/big.bin; df -m /home/user | tail -1").json
+    expect(out["stdout"].startswith("alive\n"), out)
+    expect(node.request("GET", f"/v1/sandboxes/{sid}").json["status"] == "running")
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 
