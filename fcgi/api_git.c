@@ -56,18 +56,13 @@ int api_git_clone(struct http_ctx *ctx)
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (has_nul(json_object_get(ctx->body, fields[i])))
                         return http_respond_error(ctx, 400, "field '%s' contains a NUL byte", fields[i]);
-        /* null is no depth, as for every optional field; INT_MAX is libgit2's "unshallow". */
-        json_t *depth = json_object_get(ctx->body, "depth");
-        if (json_is_null(depth))
-                depth = NULL;
-        if (depth && (json_integer_value(depth) < 1 || json_integer_value(depth) >= INT_MAX))
-                return http_respond_error(
-                    ctx, 400,
-                    "field 'depth': the number of commits to fetch, at least 1 (leave it "
-                    "out for the whole history)");
+        /* 0: absent (the whole history); INT_MAX is libgit2's "unshallow". */
+        long long depth;
+        if (json_int_field(ctx->body, "depth", 1, INT_MAX - 1, 0, &depth, err) < 0)
+                return http_respond_error(ctx, 400, "%s (leave it out for the whole history)", err);
         json_t *in = json_object();
         if (depth)
-                json_object_set(in, "depth", depth);
+                json_object_set_new(in, "depth", json_integer(depth));
         for (size_t i = 0; i < ELEMENTSOF(fields); i++)
                 if (json_is_string(json_object_get(ctx->body, fields[i])))
                         json_object_set(in, fields[i], json_object_get(ctx->body, fields[i]));

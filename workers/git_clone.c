@@ -192,15 +192,15 @@ int main(void)
         if (commit) {
                 git_object *obj = NULL;
                 if (git_revparse_single(&obj, repo, commit) < 0) {
+                        char fetched[96] = "in the repository";
                         if (depth)
-                                fail("commit_not_found",
-                                     "no commit '%s' in the last %lld commits fetched (depth %lld); a "
-                                     "deeper clone may have it (the clone is left checked out at its branch)",
-                                     commit, (long long)depth, (long long)depth);
+                                snprintf(fetched, sizeof fetched,
+                                         "in the last %lld commits fetched (depth %lld); a deeper clone may "
+                                         "have it",
+                                         (long long)depth, (long long)depth);
                         fail("commit_not_found",
-                             "no commit '%s' in the repository (the clone is left checked "
-                             "out at its branch)",
-                             commit);
+                             "no commit '%s' %s (the clone is left checked out at its branch)", commit,
+                             fetched);
                 }
                 git_object *target = NULL;
                 git_checkout_options co;
