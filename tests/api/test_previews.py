@@ -77,7 +77,7 @@ def curl(node, sid, port, path="/", headers=(), cookie_jar=None, extra=()):
     """(status, body) of a GET through nginx over HTTPS, the certificate checked against the
     node's own preview certificate."""
     host = host_of(sid, port, node)
-    cmd = ["curl", "-s", "--max-time", "20", "--resolve", f"{host}:{node.https_port}:127.0.0.1", "--cacert",
+    cmd = ["curl", "-sS", "--max-time", "20", "--resolve", f"{host}:{node.https_port}:127.0.0.1", "--cacert",
            os.path.join(node.state, "tls", "preview.crt"), "-w", "\n%{http_code}", *extra]
     for h in headers:
         cmd += ["-H", h]
@@ -85,7 +85,9 @@ def curl(node, sid, port, path="/", headers=(), cookie_jar=None, extra=()):
         cmd += ["-b", cookie_jar, "-c", cookie_jar]
     out = subprocess.run(cmd + [f"https://{host}:{node.https_port}{path}"], capture_output=True, text=True)
     body, _, code = out.stdout.rpartition("\n")
-    return int(code or 0), body
+    if not int(code or 0):  # no answer at all: say what curl saw
+        return 0, f"curl exit {out.returncode}: {out.stderr.strip()}"
+    return int(code), body
 
 
 def tls_socket(node, host):
@@ -225,22 +227,43 @@ def websockets_pass_through(ctx):
     s.close()
 
 
+class FetchingAllAlong:
+    """Clients fetching a live preview in a loop, a new connection each time, for as long as
+    the with-block runs; `failed` lists what did not come back 200."""
+
+    def __init__(self, node, sid, port, clients=3):
+        self.stop = threading.Event()
+        self.results = []
+        self.threads = [threading.Thread(target=self.loop, args=(node, sid, port)) for _ in range(clients)]
+
+    def loop(self, node, sid, port):
+        while not self.stop.is_set():
+            self.results.append(curl(node, sid, port))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        time.sleep(0.3)
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    @property
+    def failed(self):
+        return [r for r in self.results if r[0] != 200]
+
+
+def reload_count(node):
+    return open(os.path.join(node.state, "logs", "warrend.log")).read().count("nginx reloaded for previews")
+
+
 @test
 def a_burst_of_exposes_reloads_a_few_times_and_fails_no_request(ctx):
     node, sid = ctx["node"], ctx["sid"]
-    log = os.path.join(node.state, "logs", "warrend.log")
-    reloads_before = open(log).read().count("nginx reloaded for previews")
-    stop = threading.Event()
-    results = []
-
-    def loop():  # a client fetching a live preview all along, a new connection each time
-        while not stop.is_set():
-            results.append(curl(node, sid, 8001)[0])
-
-    t = threading.Thread(target=loop)
-    t.start()
-    time.sleep(0.3)
-    ports = list(range(9000, 9100))
+    reloads_before = reload_count(node)
     errors = []
 
     def one(port):
@@ -248,27 +271,44 @@ def a_burst_of_exposes_reloads_a_few_times_and_fails_no_request(ctx):
         if r.status != 200:
             errors.append(r)
 
-    threads = [threading.Thread(target=one, args=(p,)) for p in ports]
-    t0 = time.monotonic()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    burst = time.monotonic() - t0
-    expect(not errors, errors[:3])
-    # Every exposed host routes (502: nothing listens there), before and after the reloads.
-    routed = [curl(node, sid, p) for p in (9000, 9050, 9099)]
-    expect(all(r[0] == 502 for r in routed), routed)
-    time.sleep(1.5)
-    stop.set()
-    t.join()
-    reloads = open(log).read().count("nginx reloaded for previews") - reloads_before
-    print(f"    100 exposes in {burst:.2f}s: {reloads} nginx reloads; {len(results)} requests during, "
-          f"{sum(1 for r in results if r != 200)} failed")
-    expect(results and all(r == 200 for r in results), f"requests failed during reloads: {results}")
+    with FetchingAllAlong(node, sid, 8001) as fetching:
+        threads = [threading.Thread(target=one, args=(p,)) for p in range(9000, 9100)]
+        t0 = time.monotonic()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        burst = time.monotonic() - t0
+        expect(not errors, errors[:3])
+        # Every exposed host routes (502: nothing listens there), before and after the reloads.
+        routed = [curl(node, sid, p) for p in (9000, 9050, 9099)]
+        expect(all(r[0] == 502 for r in routed), routed)
+        time.sleep(1.5)
+    reloads = reload_count(node) - reloads_before
+    print(f"    100 exposes in {burst:.2f}s: {reloads} nginx reloads; {len(fetching.results)} requests during, "
+          f"{len(fetching.failed)} failed")
+    expect(fetching.results and not fetching.failed,
+           f"{len(fetching.failed)} of {len(fetching.results)} requests failed during reloads: {fetching.failed[:3]}")
     expect(reloads <= 20, f"{reloads} reloads for 100 exposes")
     files = [f for f in os.listdir(os.path.join(node.state, "nginx", "generated")) if f.startswith(sid)]
     expect(len(files) == 208, f"{len(files)} generated files for 104 exposed ports (an upstream and a map line each)")
+
+
+@test
+def requests_in_flight_survive_many_reloads(ctx):
+    # Closing a port waits for its reload, so each round below is one reload at least: enough
+    # of them to catch a server that drops a connection it accepted just before one.
+    node, sid = ctx["node"], ctx["sid"]
+    reloads_before = reload_count(node)
+    with FetchingAllAlong(node, sid, 8001) as fetching:
+        for _ in range(25):
+            expect(node.request("POST", f"/v1/sandboxes/{sid}/expose", {"port": 9500}).status == 200)
+            expect(node.request("DELETE", f"/v1/sandboxes/{sid}/expose/9500").status == 200)
+    reloads = reload_count(node) - reloads_before
+    print(f"    {reloads} nginx reloads; {len(fetching.results)} requests during, {len(fetching.failed)} failed")
+    expect(reloads >= 25, f"only {reloads} reloads for 25 closed ports")
+    expect(fetching.results and not fetching.failed,
+           f"{len(fetching.failed)} of {len(fetching.results)} requests failed during reloads: {fetching.failed[:3]}")
 
 
 @test
