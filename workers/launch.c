@@ -688,7 +688,8 @@ static int supervise_child(int fd, char err[LAUNCH_ERR_MAX])
         return 0;
 }
 
-static int make_dirs(const char *dir, char err[LAUNCH_ERR_MAX])
+/* The sandbox's host directory: its mount points, and a link to the template it runs on. */
+static int make_dirs(const char *dir, const char *template_dir, char err[LAUNCH_ERR_MAX])
 {
         char path[P];
         const char *subs[] = {"", "/root", "/disk", "/lower"};
@@ -700,6 +701,13 @@ static int make_dirs(const char *dir, char err[LAUNCH_ERR_MAX])
                         return r;
                 }
         }
+        snprintf(path, sizeof path, "%s/template", dir);
+        unlink(path);
+        if (symlink(template_dir, path) < 0) {
+                int r = -errno;
+                snprintf(err, LAUNCH_ERR_MAX, "create %.200s: %s", path, strerror(errno));
+                return r;
+        }
         return 0;
 }
 
@@ -708,7 +716,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         _cleanup_free_ struct child_plan *plan = calloc(1, sizeof *plan);
         if (!plan)
                 return -ENOMEM;
-        int r = make_dirs(s->sandbox_dir, err);
+        int r = make_dirs(s->sandbox_dir, s->template_dir, err);
         if (r < 0 || (r = build_plan(s, plan, err)) < 0)
                 return r;
         _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1, env_fd = -1,

@@ -212,13 +212,13 @@ static void uid_slot_release(struct sandbox_ctx *sc, const char *node_id, const 
                 freeReplyObject(r);
 }
 
-/* Removes the sandbox's host directory. It holds only empty mount points and the agent
- * socket: every mount was made in the sandbox's own mount namespace. */
+/* Removes the sandbox's host directory. It holds only empty mount points, the agent socket
+ * and the link to its template: every mount was made in the sandbox's own mount namespace. */
 static void remove_dir(struct sandbox_ctx *sc, const char *id)
 {
         char dir[PATH_MAX], path[PATH_MAX + 16];
         sandbox_dir(sc, id, dir, sizeof dir);
-        const char *entries[] = {"agent.sock", "root", "disk", "lower"};
+        const char *entries[] = {"agent.sock", "root", "disk", "lower", "template"};
         for (size_t i = 0; i < ELEMENTSOF(entries); i++) {
                 snprintf(path, sizeof path, "%s/%s", dir, entries[i]);
                 if (unlink(path) < 0 && errno == EISDIR)
@@ -276,6 +276,15 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                          long long uid_slot, struct cgroup **ret_cg, pid_t *ret_pid,
                          char err[SANDBOX_ERR_MAX])
 {
+        /* "base" names the newest template; the sandbox keeps the one it resolves to now,
+         * and its directory says which (the node's start prunes templates no one uses). */
+        char base[PATH_MAX], tpl[PATH_MAX];
+        snprintf(base, sizeof base, "%.3000s/templates/base", sc->cfg->state_dir);
+        if (!realpath(base, tpl)) {
+                int r = -errno;
+                snprintf(err, SANDBOX_ERR_MAX, "no sandbox template at %.200s: %s", base, strerror(errno));
+                return r;
+        }
         struct cgroup_limits lim = limits_for(sc, spec);
         char cgerr[CGROUP_ERR_MAX];
         struct cgroup *cg = NULL;
@@ -284,9 +293,8 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                 snprintf(err, SANDBOX_ERR_MAX, "%s", cgerr);
                 return r;
         }
-        char dir[PATH_MAX], tpl[PATH_MAX];
+        char dir[PATH_MAX];
         sandbox_dir(sc, id, dir, sizeof dir);
-        snprintf(tpl, sizeof tpl, "%.3000s/templates/base", sc->cfg->state_dir);
         char nerr[NETWORK_ERR_MAX], address[16], gateway[16];
         struct network net;
         r = network_parse(sc->cfg, &net, nerr);

@@ -1,7 +1,8 @@
 """warrend under trouble, through nginx: a worker killed during a burst is replaced and no
 request after the replacement fails; Redis going away gives 503s and workers recover
 by themselves; SIGTERM lets in-flight requests finish; SIGHUP swaps workers without a
-failed request; kill -9 of everything and a new start picks up where it was."""
+failed request; kill -9 of everything and a new start picks up where it was; a start
+removes the sandbox templates no sandbox runs on."""
 import http.client
 import os
 import signal
@@ -145,6 +146,33 @@ def kill_minus_nine_of_everything_then_start_again(node):
     node.warren("start")
     statuses = [node.request("GET", "/v1/usage", key=key).status for _ in range(10)]
     expect(statuses == [200] * 10, statuses)
+
+
+@test
+def a_start_prunes_the_templates_no_sandbox_runs_on(node):
+    templates = os.path.join(node.state, "templates")
+    current = os.path.realpath(os.path.join(templates, "base"))
+    r = node.request("POST", "/v1/sandboxes", {})
+    expect(r.status == 201, r)
+    sid = r.json["id"]
+    link = os.path.join(node.state, "sandboxes", sid, "template")
+    expect(os.readlink(link) == current, f"{link} -> {os.readlink(link)}, not {current}")
+    node.warren("stop")  # the sandbox keeps running
+    # Two older templates: one the sandbox is made to run on, one that nothing uses.
+    for name in ("base-v0-used", "base-v0-unused"):
+        os.makedirs(os.path.join(templates, name, "etc"))
+    os.remove(link)
+    os.symlink(os.path.join(templates, "base-v0-used"), link)
+    node.warren("start")
+    left = sorted(os.listdir(templates))
+    expect(left == sorted(["base", os.path.basename(current), "base-v0-used"]), left)
+    expect(node.shell(sid, "echo alive").json["stdout"] == "alive\n")
+    expect(node.request("DELETE", f"/v1/sandboxes/{sid}").status == 200)
+    expect(not os.path.exists(os.path.join(node.state, "sandboxes", sid)), "the sandbox's directory stayed")
+    node.warren("stop")
+    node.warren("start")
+    left = sorted(os.listdir(templates))
+    expect(left == sorted(["base", os.path.basename(current)]), left)
 
 
 def setup():
