@@ -114,6 +114,18 @@ struct child_io {
         bool tty;
 };
 
+/* A one-shot `/bin/bash -c` runs on the statically linked build of the same bash where the
+ * image has it (Debian's bash-static): the same version, builtins and options, with argv[0]
+ * and so $0 and $BASH still /bin/bash. Without the dynamic loader it starts in about 1.1 ms
+ * here instead of 1.55 (fork+exec+wait, p50), most of a shell call's time. */
+#define BASH_STATIC "/usr/bin/bash-static"
+
+static void exec_static_bash_if_one_shot(char **argv, char **env)
+{
+        if (strcmp(argv[0], "/bin/bash") == 0 && argv[1] && strcmp(argv[1], "-c") == 0)
+                execve(BASH_STATIC, argv, env); /* returns only if it could not: then /bin/bash */
+}
+
 /* In the command's process: a session of its own (with the terminal as its controlling
  * one), the pipes, the user, exec. Failures go back through errpipe. */
 static void child_exec(char **argv, char **env, const char *cwd, bool root, const struct child_io *io,
@@ -148,6 +160,7 @@ static void child_exec(char **argv, char **env, const char *cwd, bool root, cons
                 goto fail;
         }
         umask(022);
+        exec_static_bash_if_one_shot(argv, env);
         execvpe(argv[0], argv, env);
         e.err = errno;
         strcpy(e.step, "exec");

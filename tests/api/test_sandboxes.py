@@ -41,6 +41,23 @@ def shell_runs_as_user_or_root_with_env_and_cwd(node):
     node.request("DELETE", f"/v1/sandboxes/{sid}")
 
 
+@test
+def a_shell_call_is_bash_on_its_static_build(node):
+    # The runtime packages bring bash-static; a one-shot `bash -c` runs on it, and nothing
+    # inside can tell but /proc/self/exe. A shell run by the command is the usual bash.
+    sid = node.sandbox()
+    try:
+        r = node.shell(sid, 'echo "$0 $BASH $BASH_VERSION"; readlink /proc/$$/exe; '
+                            'bash -c "readlink /proc/\\$\\$/exe; true"; echo ~root; '
+                            '[[ abc =~ ^a(.)c$ ]] && echo "${BASH_REMATCH[1]}"; printf "%s\\n" "é"')
+        expect(r.status == 200 and r.json["exit_code"] == 0, r)
+        version = subprocess.run(["/bin/bash", "-c", "echo $BASH_VERSION"], capture_output=True, text=True).stdout
+        expect(r.json["stdout"] == f"/bin/bash /bin/bash {version.strip()}\n/usr/bin/bash-static\n/usr/bin/bash\n"
+                                   "/root\nb\né\n", r.json)
+    finally:
+        node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
 def host_uid_of(marker):
     """The host uid of the one process on the host whose command line is `sleep <marker>`."""
     want = f"sleep\0{marker}\0".encode()

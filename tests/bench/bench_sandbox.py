@@ -12,7 +12,7 @@ the same run on the same machine.
    by a lean C client on a kept-alive connection (tests/bench/http_post_loop.c), which like
    the reference carries no library of its own into the figure. Also shown: fork+exec+wait of
    `bash -c 'echo hi'` on the host with the sandbox's locale, the part of the figure that is
-   bash's own start.
+   bash's own start, on the build the sandbox uses for it (bash-static where installed).
 3. `idle` sandboxes at once: host memory per idle sandbox (MemAvailable before and after,
    and what their cgroups account). Target: <= 2 MiB each beyond the kernel's own.
 """
@@ -127,7 +127,8 @@ def main():
         lean = lean_client(node, key, f"/v1/sandboxes/{sid}/shell", {"cmd": "echo hi"}, args.rounds)
         node.request("DELETE", f"/v1/sandboxes/{sid}", key=key)
         spawn = spawn_reference(args.rounds)
-        bash = spawn_reference(args.rounds, "bash", "-c", "echo hi",
+        shell_bash = "/usr/bin/bash-static" if os.path.exists("/usr/bin/bash-static") else "/bin/bash"
+        bash = spawn_reference(args.rounds, shell_bash, "-c", "echo hi",
                                env={"PATH": "/usr/bin:/bin", "LANG": "C.utf8"})
 
         print(f"\nWarren sandbox benchmark: {os.cpu_count()} cores, {args.rounds} rounds")
@@ -139,7 +140,7 @@ def main():
                         ("bwrap --unshare-all true", bwrap),
                         ("shell echo hi (running sandbox)", warm), ("  the same, lean C client", lean),
                         ("fork+exec+wait /bin/true", spawn),
-                        ("fork+exec+wait bash -c 'echo hi'", bash)):
+                        (f"fork+exec+wait {os.path.basename(shell_bash)} -c 'echo hi'", bash)):
             print(f"{name:<40}{ms(pct(v, 50)):>10}{ms(pct(v, 99)):>10}")
         print(f"\ncreate p50 / bwrap p50: {pct(create, 50) / pct(bwrap, 50):.2f} with the warm pool, "
               f"{pct(cold[0], 50) / pct(bwrap, 50):.2f} cold (target <= 1.0)")
