@@ -117,8 +117,9 @@ struct child_io {
 /* A one-shot `/bin/bash -c` runs on the statically linked build of the same bash where the
  * image has it (Debian's bash-static): the same version, builtins and options, with argv[0]
  * and so $0 and $BASH still /bin/bash. Without the dynamic loader it starts in about 1.1 ms
- * here instead of 1.55 (fork+exec+wait, p50), most of a shell call's time. */
-#define BASH_STATIC "/usr/bin/bash-static"
+ * here instead of 1.55 (fork+exec+wait, p50), most of a shell call's time. The template's
+ * link leads to it under the name bash, which the process then has (ps, pgrep -x bash). */
+#define BASH_STATIC "/opt/warren/static/bash"
 
 static void exec_static_bash_if_one_shot(char **argv, char **env)
 {

@@ -238,7 +238,10 @@ class FetchingAllAlong:
 
     def loop(self, node, sid, port):
         while not self.stop.is_set():
-            self.results.append(curl(node, sid, port))
+            try:
+                self.results.append(curl(node, sid, port))
+            except Exception as e:  # a client that broke counts as a failed request
+                self.results.append((0, f"the client failed: {e!r}"))
 
     def __enter__(self):
         for t in self.threads:
