@@ -482,8 +482,8 @@ static int sandbox_rules_add(const struct network *n, const char *id, long long 
         return nft_run(cmds, err);
 }
 
-int network_sandbox_make(const struct warren_config *cfg, const char *id, long long slot,
-                         char err[NETWORK_ERR_MAX])
+int network_sandbox_netns(const struct warren_config *cfg, long long slot, int *ret_nl,
+                          char err[NETWORK_ERR_MAX])
 {
         struct network n;
         int r = network_parse(cfg, &n, err);
@@ -491,22 +491,23 @@ int network_sandbox_make(const struct warren_config *cfg, const char *id, long l
                 return r;
         if (slot < 0 || slot >= network_slot_count(&n))
                 return fail(err, -ERANGE, "slot %lld has no address in %s", slot, cfg->network_subnet);
-        int inner_nl = -1;
-        int ns = netns_make(&inner_nl, err);
-        if (ns < 0)
-                return ns;
-        r = link_plug(&n, slot, ns, err);
+        return netns_make(ret_nl, err);
+}
+
+int network_sandbox_wire(const struct warren_config *cfg, const char *id, long long slot, int netns, int nl,
+                         char err[NETWORK_ERR_MAX])
+{
+        struct network n;
+        int r = network_parse(cfg, &n, err);
         if (r == 0)
-                r = link_address(&n, slot, inner_nl, err);
+                r = link_plug(&n, slot, netns, err);
+        if (r == 0)
+                r = link_address(&n, slot, nl, err);
         if (r == 0)
                 r = sandbox_rules_add(&n, id, slot, err);
-        close(inner_nl);
-        if (r < 0) {
+        if (r < 0)
                 network_sandbox_release(cfg, id, slot);
-                close(ns);
-                return r;
-        }
-        return ns;
+        return r;
 }
 
 /* --- egress policy ------------------------------------------------------------------- */

@@ -41,10 +41,16 @@ void network_gateway_text(const struct network *n, char out[16]);
  * running sandboxes' entries, so a restarted master adopts them as they are. */
 int network_node_setup(const struct warren_config *cfg, char err[NETWORK_ERR_MAX]);
 
-/* Makes a network namespace owned by the host (root inside a sandbox can configure
- * nothing in it) with eth0 addressed for the slot and routed through the gateway, plugged
- * into the bridge, and registered with the default egress policy. Returns its fd. */
-int network_sandbox_make(const struct warren_config *cfg, const char *id, long long slot,
+/* Makes a network namespace for the slot's sandbox, owned by the host (root inside a
+ * sandbox can configure nothing in it), with no link yet. Returns its fd, and in *ret_nl a
+ * netlink socket inside it for network_sandbox_wire. */
+int network_sandbox_netns(const struct warren_config *cfg, long long slot, int *ret_nl,
+                          char err[NETWORK_ERR_MAX]);
+
+/* Gives the namespace eth0, addressed for the slot and routed through the gateway, plugged
+ * into the bridge, and registered with the default egress policy. A sandbox may already run
+ * in it. On failure nothing of it is left. */
+int network_sandbox_wire(const struct warren_config *cfg, const char *id, long long slot, int netns, int nl,
                          char err[NETWORK_ERR_MAX]);
 
 /* Validates an egress policy from a request: {internet?, allow_out?, deny_out?} with IPv4

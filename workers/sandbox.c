@@ -298,7 +298,8 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         char nerr[NETWORK_ERR_MAX], address[16], gateway[16];
         struct network net;
         r = network_parse(sc->cfg, &net, nerr);
-        int netns = r < 0 ? r : network_sandbox_make(sc->cfg, id, uid_slot, nerr);
+        _cleanup_close_ int inner_nl = -1;
+        _cleanup_close_ int netns = r < 0 ? r : network_sandbox_netns(sc->cfg, uid_slot, &inner_nl, nerr);
         if (netns < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", nerr);
                 cgroup_destroy(cg, cgerr);
@@ -325,13 +326,20 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         pid_t pid;
         char lerr[LAUNCH_ERR_MAX];
         r = sandbox_launch(&ls, &pid, lerr);
-        close(netns); /* the sandbox holds it now, or it goes with the failure */
         env_free(env);
         if (r < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", lerr);
                 cgroup_destroy(cg, cgerr);
                 cgroup_free(cg);
-                network_link_remove(sc->cfg, uid_slot); /* a failed start leaves no link */
+                return r;
+        }
+        /* The link, its address and its rules go in while the sandbox's init starts (they
+         * take about as long): only init runs in there until the create has answered. */
+        r = network_sandbox_wire(sc->cfg, id, uid_slot, netns, inner_nl, nerr);
+        if (r < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", nerr);
+                cgroup_destroy(cg, cgerr);
+                cgroup_free(cg);
                 return r;
         }
         char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
@@ -341,7 +349,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", aerr);
                 cgroup_destroy(cg, cgerr);
                 cgroup_free(cg);
-                network_link_remove(sc->cfg, uid_slot);
+                network_link_remove(sc->cfg, uid_slot); /* a failed start leaves no link */
                 return r;
         }
         *ret_cg = cg;
