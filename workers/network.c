@@ -451,10 +451,9 @@ static int link_address(const struct network *n, long long slot, int inner_nl, c
 {
         /* A /32 and an on-link default route: everything a sandbox sends, to another sandbox
          * too, goes to the gateway, where the node's rules refuse it at once (a shared prefix
-         * would have it ask the isolated bridge for its neighbours and time out). */
-        int r = nl_link_set_index(inner_nl, 1, true);
-        if (r == 0)
-                r = nl_addr_add(inner_nl, 2, htonl(slot_address(n, slot)), 32);
+         * would have it ask the isolated bridge for its neighbours and time out). lo is up
+         * already: the sandbox's launch brings it up. */
+        int r = nl_addr_add(inner_nl, 2, htonl(slot_address(n, slot)), 32);
         if (r == 0)
                 r = nl_link_set_index(inner_nl, 2, true);
         if (r == 0)
@@ -482,31 +481,24 @@ static int sandbox_rules_add(const struct network *n, const char *id, long long 
         return nft_run(cmds, err);
 }
 
-int network_sandbox_netns(const struct warren_config *cfg, long long slot, int *ret_nl,
-                          char err[NETWORK_ERR_MAX])
+int network_sandbox_netns(const struct network *n, long long slot, int *ret_nl, char err[NETWORK_ERR_MAX])
 {
-        struct network n;
-        int r = network_parse(cfg, &n, err);
-        if (r < 0)
-                return r;
-        if (slot < 0 || slot >= network_slot_count(&n))
-                return fail(err, -ERANGE, "slot %lld has no address in %s", slot, cfg->network_subnet);
+        if (slot < 0 || slot >= network_slot_count(n)) {
+                char subnet[16];
+                addr_text(n->subnet, subnet);
+                return fail(err, -ERANGE, "slot %lld has no address in %s/%d", slot, subnet, n->prefix);
+        }
         return netns_make(ret_nl, err);
 }
 
-int network_sandbox_wire(const struct warren_config *cfg, const char *id, long long slot, int netns, int nl,
+int network_sandbox_wire(const struct network *n, const char *id, long long slot, int netns, int nl,
                          char err[NETWORK_ERR_MAX])
 {
-        struct network n;
-        int r = network_parse(cfg, &n, err);
+        int r = link_plug(n, slot, netns, err);
         if (r == 0)
-                r = link_plug(&n, slot, netns, err);
+                r = link_address(n, slot, nl, err);
         if (r == 0)
-                r = link_address(&n, slot, nl, err);
-        if (r == 0)
-                r = sandbox_rules_add(&n, id, slot, err);
-        if (r < 0)
-                network_sandbox_release(cfg, id, slot);
+                r = sandbox_rules_add(n, id, slot, err);
         return r;
 }
 
@@ -702,6 +694,19 @@ int network_policy_apply(const struct warren_config *cfg, const char *id, json_t
         return r < 0 ? fail(err, r, "%s", derr) : 0;
 }
 
+/* Removes the slot's link now (it would otherwise go when the kernel tears its namespace
+ * down). */
+static void link_remove(const struct network *n, long long slot)
+{
+        char port[IFNAMSIZ_BUF];
+        slot_port(n, slot, port);
+        int nl = nl_open();
+        if (nl >= 0) {
+                nl_link_del(nl, port);
+                close(nl);
+        }
+}
+
 void network_sandbox_release(const struct warren_config *cfg, const char *id, long long slot)
 {
         struct network n;
@@ -736,19 +741,5 @@ void network_sandbox_release(const struct warren_config *cfg, const char *id, lo
         /* The link would go with the namespace's teardown, but not at once: removed here, a
          * slot given out again never meets its last sandbox's link. (It costs the delete the
          * wait on that teardown.) */
-        network_link_remove(cfg, slot);
-}
-
-void network_link_remove(const struct warren_config *cfg, long long slot)
-{
-        struct network n;
-        char err[NETWORK_ERR_MAX], port[IFNAMSIZ_BUF];
-        if (slot < 0 || network_parse(cfg, &n, err) < 0)
-                return;
-        slot_port(&n, slot, port);
-        int nl = nl_open();
-        if (nl >= 0) {
-                nl_link_del(nl, port);
-                close(nl);
-        }
+        link_remove(&n, slot);
 }

@@ -44,13 +44,12 @@ int network_node_setup(const struct warren_config *cfg, char err[NETWORK_ERR_MAX
 /* Makes a network namespace for the slot's sandbox, owned by the host (root inside a
  * sandbox can configure nothing in it), with no link yet. Returns its fd, and in *ret_nl a
  * netlink socket inside it for network_sandbox_wire. */
-int network_sandbox_netns(const struct warren_config *cfg, long long slot, int *ret_nl,
-                          char err[NETWORK_ERR_MAX]);
+int network_sandbox_netns(const struct network *n, long long slot, int *ret_nl, char err[NETWORK_ERR_MAX]);
 
 /* Gives the namespace eth0, addressed for the slot and routed through the gateway, plugged
  * into the bridge, and registered with the default egress policy. A sandbox may already run
- * in it. On failure nothing of it is left. */
-int network_sandbox_wire(const struct warren_config *cfg, const char *id, long long slot, int netns, int nl,
+ * in it. What a failure leaves, network_sandbox_release removes. */
+int network_sandbox_wire(const struct network *n, const char *id, long long slot, int netns, int nl,
                          char err[NETWORK_ERR_MAX]);
 
 /* Validates an egress policy from a request: {internet?, allow_out?, deny_out?} with IPv4
@@ -63,10 +62,6 @@ json_t *network_policy_default(void);
 /* Replaces the sandbox's egress chain with the policy (one nftables transaction). */
 int network_policy_apply(const struct warren_config *cfg, const char *id, json_t *policy,
                          char err[NETWORK_ERR_MAX]);
-
-/* Removes the slot's link now (it would otherwise go when the kernel tears its namespace
- * down). */
-void network_link_remove(const struct warren_config *cfg, long long slot);
 
 /* Removes the sandbox's rules and its link. */
 void network_sandbox_release(const struct warren_config *cfg, const char *id, long long slot);

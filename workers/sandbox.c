@@ -299,7 +299,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         struct network net;
         r = network_parse(sc->cfg, &net, nerr);
         _cleanup_close_ int inner_nl = -1;
-        _cleanup_close_ int netns = r < 0 ? r : network_sandbox_netns(sc->cfg, uid_slot, &inner_nl, nerr);
+        _cleanup_close_ int netns = r < 0 ? r : network_sandbox_netns(&net, uid_slot, &inner_nl, nerr);
         if (netns < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", nerr);
                 cgroup_destroy(cg, cgerr);
@@ -334,8 +334,9 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                 return r;
         }
         /* The link, its address and its rules go in while the sandbox's init starts (they
-         * take about as long): only init runs in there until the create has answered. */
-        r = network_sandbox_wire(sc->cfg, id, uid_slot, netns, inner_nl, nerr);
+         * take about as long): only init runs in there until the create has answered. On
+         * any failure here the caller releases the slot, and with it the link and rules. */
+        r = network_sandbox_wire(&net, id, uid_slot, netns, inner_nl, nerr);
         if (r < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", nerr);
                 cgroup_destroy(cg, cgerr);
@@ -349,7 +350,6 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", aerr);
                 cgroup_destroy(cg, cgerr);
                 cgroup_free(cg);
-                network_link_remove(sc->cfg, uid_slot); /* a failed start leaves no link */
                 return r;
         }
         *ret_cg = cg;

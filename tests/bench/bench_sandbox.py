@@ -18,6 +18,7 @@ the same run on the same machine.
 """
 import argparse
 import atexit
+import functools
 import json
 import shutil
 import os
@@ -61,6 +62,7 @@ BUILT = tempfile.mkdtemp(prefix="warren-bench-")
 atexit.register(shutil.rmtree, BUILT, ignore_errors=True)
 
 
+@functools.lru_cache(maxsize=None)
 def compiled(name):
     exe = os.path.join(BUILT, name)
     subprocess.run(["cc", "-O2", "-o", exe, os.path.join(os.path.dirname(__file__), name + ".c")], check=True)
