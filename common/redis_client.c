@@ -22,12 +22,14 @@ extern const char warren_lua_auth_rate[];
 extern const char warren_lua_quota_reserve[];
 extern const char warren_lua_quota_release[];
 extern const char warren_lua_sandbox_store[];
+extern const char warren_lua_sandbox_stopping[];
 extern const char warren_lua_pool_claim[];
 
 const struct redis_script redis_script_auth_rate = {"auth_rate", warren_lua_auth_rate};
 const struct redis_script redis_script_quota_reserve = {"quota_reserve", warren_lua_quota_reserve};
 const struct redis_script redis_script_quota_release = {"quota_release", warren_lua_quota_release};
 const struct redis_script redis_script_sandbox_store = {"sandbox_store", warren_lua_sandbox_store};
+const struct redis_script redis_script_sandbox_stopping = {"sandbox_stopping", warren_lua_sandbox_stopping};
 const struct redis_script redis_script_pool_claim = {"pool_claim", warren_lua_pool_claim};
 
 struct redis_client {
@@ -349,9 +351,9 @@ static pthread_once_t script_shas_once = PTHREAD_ONCE_INIT;
 
 static void script_shas_init(void)
 {
-        const struct redis_script *all[] = {&redis_script_auth_rate, &redis_script_quota_reserve,
-                                            &redis_script_quota_release, &redis_script_sandbox_store,
-                                            &redis_script_pool_claim};
+        const struct redis_script *all[] = {&redis_script_auth_rate,        &redis_script_quota_reserve,
+                                            &redis_script_quota_release,    &redis_script_sandbox_store,
+                                            &redis_script_sandbox_stopping, &redis_script_pool_claim};
         for (size_t i = 0; i < ELEMENTSOF(all); i++) {
                 unsigned char md[SHA_DIGEST_LENGTH];
                 SHA1((const unsigned char *)all[i]->body, strlen(all[i]->body), md);

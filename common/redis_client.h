@@ -19,6 +19,7 @@ extern const struct redis_script redis_script_auth_rate;
 extern const struct redis_script redis_script_quota_reserve;
 extern const struct redis_script redis_script_quota_release;
 extern const struct redis_script redis_script_sandbox_store;
+extern const struct redis_script redis_script_sandbox_stopping;
 extern const struct redis_script redis_script_pool_claim;
 
 /* url: "unix:/path/to/sock" or "redis://[:password@]host[:port][/db]". Does not connect yet. */

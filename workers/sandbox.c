@@ -719,12 +719,26 @@ static int mark_deleting(struct sandbox_ctx *sc, const struct record *rec, char 
         return -EINPROGRESS;
 }
 
+/* From here until its record is settled, a runtime being deleted looks lost to the sweep
+ * (its cgroup empties first): the note keeps the sweep from settling it at the same time,
+ * which would have this delete answer before the quota is given back. */
+static void note_stopping(struct sandbox_ctx *sc, const char *id)
+{
+        char key[64], now[24], err[REDIS_ERR_MAX];
+        snprintf(key, sizeof key, "sandbox:%s", id);
+        snprintf(now, sizeof now, "%lld", now_ms());
+        const char *args[] = {key, now};
+        _cleanup_reply_ redisReply *r = NULL;
+        redis_client_script(sc->redis, &redis_script_sandbox_stopping, 1, 1, args, &r, err);
+}
+
 int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
         int r = record_load(sc, key_id, id, &rec, err);
         if (r < 0)
                 return r;
+        note_stopping(sc, id);
         if (stop_runtime(sc, id, err) < 0)
                 return mark_deleting(sc, &rec, err);
         /* The previews go with the runtime, before the record is settled (by forget or, for a
@@ -991,14 +1005,23 @@ static bool runtime_is_dead(const char *id)
 }
 
 /* A sandbox whose runtime is still being started (or handed out from the pool) has no
- * process yet, or not for long: it is left to its maker until its record falls due. */
-static bool being_made(struct sandbox_ctx *sc, const char *id)
+ * process yet, or not for long: it is left to its maker until its record falls due. One a
+ * delete is stopping is left to that delete for a minute (should it die, the sweep then
+ * takes over). */
+#define STOPPING_MS 60000
+
+static bool being_made_or_stopped(struct sandbox_ctx *sc, const char *id)
 {
         char err[REDIS_ERR_MAX];
         _cleanup_reply_ redisReply *r = NULL;
-        if (redis_client_cmd(sc->redis, &r, err, "HGET sandbox:%s status", id) < 0)
+        if (redis_client_cmd(sc->redis, &r, err, "HMGET sandbox:%s status stopping_at", id) < 0 ||
+            r->type != REDIS_REPLY_ARRAY || r->elements != 2)
                 return true; /* unknown: the next sweep looks again */
-        return r->type == REDIS_REPLY_STRING && (!strcmp(r->str, "creating") || !strcmp(r->str, "claiming"));
+        const redisReply *status = r->element[0], *stopping = r->element[1];
+        if (stopping->type == REDIS_REPLY_STRING && now_ms() - strtoll(stopping->str, NULL, 10) < STOPPING_MS)
+                return true;
+        return status->type == REDIS_REPLY_STRING &&
+               (!strcmp(status->str, "creating") || !strcmp(status->str, "claiming"));
 }
 
 int sandbox_sweep(struct sandbox_ctx *sc)
@@ -1013,7 +1036,7 @@ int sandbox_sweep(struct sandbox_ctx *sc)
         for (size_t i = 0; i + 1 < all->elements; i += 2) {
                 const char *id = all->element[i]->str, *score = all->element[i + 1]->str;
                 bool due = strcmp(score, "inf") != 0 && strtoll(score, NULL, 10) <= now;
-                if (due || (runtime_is_dead(id) && !being_made(sc, id)))
+                if (due || (runtime_is_dead(id) && !being_made_or_stopped(sc, id)))
                         n += sweep_one(sc, id);
         }
         return n;

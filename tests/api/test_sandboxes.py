@@ -365,6 +365,25 @@ def a_sandbox_whose_runtime_dies_is_cleaned_up_by_the_node(node):
 
 
 @test
+def the_sweep_leaves_a_runtime_being_deleted_to_its_delete(node):
+    # A delete first notes on the record that it is stopping the runtime; between the stop
+    # and the settling, the emptied runtime must not look lost to the sweep, or both settle
+    # it and the delete may answer before the quota is back. Here the note is made and the
+    # runtime killed by hand, and the sweep (every second) must keep off for a minute.
+    k = node.create_key("stopping", max_sandboxes=1)["key"]
+    sid = node.sandbox(key=k)
+    sock = os.path.join(node.state, "redis", "redis.sock")
+    subprocess.run(["redis-cli", "-s", sock, "HSET", f"sandbox:{sid}", "stopping_at", str(int(time.time() * 1000))],
+                   check=True, capture_output=True, timeout=10)
+    os.kill(node.sandbox_pid(sid), signal.SIGKILL)
+    time.sleep(3)
+    expect(node.request("GET", f"/v1/sandboxes/{sid}", key=k).status == 200, "the sweep settled a sandbox being deleted")
+    expect(node.request("DELETE", f"/v1/sandboxes/{sid}", key=k).status == 200)
+    expect(node.request("GET", "/v1/usage", key=k).json["sandboxes"]["used"] == 0, "the delete gives the quota back")
+    expect(wait_until(lambda: not [x for x in node.leftovers() if sid in x], timeout=5), node.leftovers())
+
+
+@test
 def a_create_that_fails_in_the_runtime_leaves_nothing(node):
     broken = Node(init_path="/nonexistent/warren-init").start()
     try:
