@@ -14,7 +14,8 @@ import time
 from harness import Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test, wait_until
 
 # Runs in the sandbox: an HTTP server (/, /big: 1 MiB, /sse: three events a second apart,
-# /echo: the request's headers) and a WebSocket echo server, on the ports given.
+# /echo: the request's headers, /accel: an answer that tries to steer nginx) and a WebSocket
+# echo server, on the ports given.
 SERVER = r'''
 import base64, hashlib, socket, socketserver, sys, threading, time
 http_port, ws_port = int(sys.argv[1]), int(sys.argv[2])
@@ -35,6 +36,10 @@ class Http(socketserver.StreamRequestHandler):
                 self.wfile.write(b"data: tick %d\n\n" % i)
                 self.wfile.flush()
                 time.sleep(1)
+            return
+        if path == "/accel":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Accel-Redirect: /.warren/route\r\n"
+                             b"Content-Length: 18\r\nConnection: close\r\n\r\nthe sandbox's body")
             return
         body = BIG if path == "/big" else ("\n".join(headers) if path == "/echo" else "hello from the sandbox").encode()
         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body)
@@ -173,6 +178,15 @@ def a_port_nothing_listens_on_is_a_clear_502(ctx):
     expect(time.monotonic() - t0 < 5, "a refused port must not hang")
     status, body = curl(node, sid, 8998)
     expect(status == 404 and "nothing is exposed" in body, (status, body))
+
+
+@test
+def a_sandbox_cannot_steer_nginx(ctx):
+    """X-Accel-Redirect from a sandbox's server would send the request on to the preview
+    server's internal locations; nginx passes the sandbox's own answer instead."""
+    node, sid = ctx["node"], ctx["sid"]
+    status, body = curl(node, sid, HTTP_PORT, "/accel", headers=[f"X-Warren-Preview-Token: {ctx['token']}"])
+    expect((status, body) == (200, "the sandbox's body"), (status, body))
 
 
 @test
