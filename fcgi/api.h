@@ -51,6 +51,7 @@ int api_fs_write(struct http_ctx *ctx);
 int api_fs_write_bytes(struct http_ctx *ctx);
 int api_fs_download(struct http_ctx *ctx);
 int api_fs_upload(struct http_ctx *ctx);
+int api_fs_raw_route(struct http_ctx *ctx);
 int api_fs_watch(struct http_ctx *ctx);
 int api_fs_export(struct http_ctx *ctx);
 int api_git_clone(struct http_ctx *ctx);

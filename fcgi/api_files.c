@@ -1,9 +1,11 @@
 /* Files: POST /v1/sandboxes/:id/fs/<action> with a JSON body, and raw transfers that
  * stream (GET and PUT /v1/sandboxes/:id/fs/raw?path=…). Every operation is done inside the
  * sandbox by warren-init, as the requesting user (init_fs.c): the worker never opens a
- * sandbox path on the host. Raw transfers hold one 64 KiB chunk at a time, here and in
- * nginx (request and response buffering are off). */
+ * sandbox path on the host. Raw transfers normally pass nginx and the agent only, once
+ * api_fs_raw_route has cleared them; the ones it does not clear come here and hold one
+ * chunk at a time (request and response buffering are off in nginx). */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,32 +14,18 @@
 #include "agent.h"
 #include "api.h"
 #include "cleanup.h"
+#include "file_types.h"
 #include "json_fields.h"
 #include "protocol.h"
+#include "sandbox.h"
 
 #define BYTES_MAX   (32LL << 20) /* read/write of whole files in a JSON body */
 #define FS_WAIT_MS  60000
 #define RAW_WAIT_MS (6 * 3600 * 1000)
 
-/* The agent's error codes as HTTP statuses. */
-static int status_of(const char *code)
-{
-        static const struct {
-                const char *code;
-                int status;
-        } map[] = {{"not_found", 404},      {"permission_denied", 403}, {"not_a_file", 400},
-                   {"is_a_directory", 400}, {"not_a_directory", 400},   {"bad_request", 400},
-                   {"exists", 409},         {"not_empty", 409},         {"too_large", 413},
-                   {"no_space", 507},       {"too_many", 409}};
-        for (size_t i = 0; i < ELEMENTSOF(map); i++)
-                if (strcmp(code, map[i].code) == 0)
-                        return map[i].status;
-        return 500;
-}
-
 static int respond_agent_error(struct http_ctx *ctx, struct agent_result *res)
 {
-        int status = status_of(res->error_code);
+        int status = file_error_status(res->error_code);
         agent_result_clear(res);
         return http_respond_error(ctx, status, "%s", res->error);
 }
@@ -299,52 +287,6 @@ static json_t *raw_request(struct http_ctx *ctx, const char *action, struct raw_
         return req;
 }
 
-/* A Content-Type from the name, else from the first bytes: text if they are UTF-8. */
-static const char *content_type(const char *name, const char *head, size_t n)
-{
-        static const struct {
-                const char *ext, *type;
-        } types[] = {
-            {"txt", "text/plain; charset=utf-8"},
-            {"md", "text/markdown; charset=utf-8"},
-            {"html", "text/html; charset=utf-8"},
-            {"htm", "text/html; charset=utf-8"},
-            {"css", "text/css; charset=utf-8"},
-            {"csv", "text/csv; charset=utf-8"},
-            {"js", "text/javascript; charset=utf-8"},
-            {"json", "application/json"},
-            {"xml", "application/xml"},
-            {"svg", "image/svg+xml"},
-            {"png", "image/png"},
-            {"jpg", "image/jpeg"},
-            {"jpeg", "image/jpeg"},
-            {"gif", "image/gif"},
-            {"webp", "image/webp"},
-            {"pdf", "application/pdf"},
-            {"zip", "application/zip"},
-            {"gz", "application/gzip"},
-            {"tar", "application/x-tar"},
-            {"wasm", "application/wasm"},
-            {"py", "text/x-python; charset=utf-8"},
-            {"sh", "text/x-shellscript; charset=utf-8"},
-        };
-        const char *dot = strrchr(name, '.');
-        for (size_t i = 0; dot && i < ELEMENTSOF(types); i++)
-                if (strcasecmp(dot + 1, types[i].ext) == 0)
-                        return types[i].type;
-        if (n == 0)
-                return "application/octet-stream";
-        if (memchr(head, 0, n))
-                return "application/octet-stream";
-        json_t *t = json_stringn(head, n > 1024 ? 1024 : n);
-        /* A cut at 1 KiB may split a character: then the shorter prefixes decide. */
-        for (size_t cut = n > 1024 ? 1024 : n; !t && cut > 0 && cut + 4 > (n > 1024 ? 1024 : n); cut--)
-                t = json_stringn(head, cut - 1);
-        bool text = t != NULL;
-        json_decref(t);
-        return text ? "text/plain; charset=utf-8" : "application/octet-stream";
-}
-
 struct download {
         struct http_ctx *ctx;
         long long size;
@@ -352,33 +294,15 @@ struct download {
         bool begun;
 };
 
-static void header_filename(struct http_ctx *ctx, const char *name)
-{
-        /* The plain form keeps to safe characters; filename* carries the name itself. */
-        char plain[256], encoded[800];
-        size_t p = 0, e = 0;
-        for (const unsigned char *c = (const unsigned char *)name; *c && p < sizeof plain - 1; c++)
-                plain[p++] = (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') ? (char)*c : '_';
-        plain[p] = 0;
-        for (const unsigned char *c = (const unsigned char *)name; *c && e < sizeof encoded - 4; c++) {
-                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                    strchr("-._~", *c))
-                        encoded[e++] = (char)*c;
-                else
-                        e += (size_t)snprintf(encoded + e, sizeof encoded - e, "%%%02X", *c);
-        }
-        encoded[e] = 0;
-        http_add_header(ctx, "Content-Disposition: attachment; filename=\"%s\"; filename*=UTF-8''%s", plain,
-                        encoded);
-}
-
 static int download_begin(struct download *d, const char *head, size_t n)
 {
         d->begun = true;
         if (d->size >= 0) /* a zip's size is known only at its end: chunked */
                 http_add_header(d->ctx, "Content-Length: %lld", d->size);
-        header_filename(d->ctx, d->name);
-        return http_stream_begin(d->ctx, content_type(d->name, head, n));
+        char disposition[FILE_DISPOSITION_MAX];
+        file_disposition(d->name, disposition);
+        http_add_header(d->ctx, "Content-Disposition: %s", disposition);
+        return http_stream_begin(d->ctx, file_content_type(d->name, head, n));
 }
 
 static int download_frame(void *arg, int type, const char *data, size_t len)
@@ -541,6 +465,45 @@ int api_fs_upload(struct http_ctx *ctx)
                 return http_respond_error(ctx, 400, "%s", q.err);
         struct agent_stream stream = {.read_input = upload_read, .arg = ctx};
         return answer_with_result(ctx, req, NULL, 0, RAW_WAIT_MS, &stream, 201);
+}
+
+/* GET|PUT /v1/sandboxes/:id/fs/raw-route: nginx asks before a raw transfer, with the
+ * client's method, query and key (an auth subrequest; nginx.conf). 200 with
+ * X-Warren-Files-Target (the sandbox's files.sock, and the checked request for its agent in
+ * the URI) sends the bytes between nginx and the agent directly, without the worker in
+ * between (init_http.c). Any other answer, errors included, makes nginx hand the whole
+ * request to the worker's own route above instead, which answers it as it always has: so
+ * this route never renders an error a client sees. */
+#define FILES_TARGET_MAX 12288
+
+int api_fs_raw_route(struct http_ctx *ctx)
+{
+        struct raw_query q = {0};
+        json_t *req = raw_request(ctx, strcmp(ctx->req.method, "PUT") ? "download" : "write", &q);
+        if (!req)
+                return http_respond_error(ctx, 403, "%s", q.err);
+        struct sandbox_ctx sc = api_sandbox_ctx(ctx);
+        char sock[PATH_MAX], err[SANDBOX_ERR_MAX];
+        const char *id = route_param(&ctx->params, "id");
+        int r = sandbox_files_socket(&sc, ctx->principal.key_id, id, sock, sizeof sock, err);
+        _cleanup_free_ char *text = r < 0 ? NULL : json_dumps(req, JSON_COMPACT);
+        json_decref(req);
+        if (r < 0 || !text)
+                return http_respond_error(ctx, 403, "%s", r < 0 ? err : "out of memory");
+        char target[FILES_TARGET_MAX];
+        size_t n = (size_t)snprintf(target, sizeof target, "unix:%s:/fs?r=", sock);
+        for (const unsigned char *c = (const unsigned char *)text; *c && n + 4 < sizeof target; c++) {
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                    strchr("-._~", *c))
+                        target[n++] = (char)*c;
+                else
+                        n += (size_t)snprintf(target + n, sizeof target - n, "%%%02X", *c);
+        }
+        target[n] = 0;
+        if (n + 4 >= sizeof target) /* a path of thousands of escapes: the worker carries it */
+                return http_respond_error(ctx, 403, "the request is too long to hand over");
+        http_add_header(ctx, "X-Warren-Files-Target: %s", target);
+        return http_respond_json(ctx, 200, json_pack("{s:b}", "direct", 1));
 }
 
 /* --- watches --------------------------------------------------------------------------- */

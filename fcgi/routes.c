@@ -46,6 +46,12 @@ const struct route routes[] = {
     {"GET", "/v1/sandboxes/:id/fs/raw", api_fs_download, SCOPE_SANDBOXES, 0, 0, NULL},
     {"PUT", "/v1/sandboxes/:id/fs/raw", api_fs_upload, SCOPE_SANDBOXES, (size_t)1 << 50, ROUTE_RAW_BODY,
      NULL},
+    /* Asked by nginx before a raw transfer (an auth subrequest with the client's method):
+     * whether the agent takes it directly. Not reachable from outside (nginx.conf). */
+    {"GET", "/v1/sandboxes/:id/fs/raw-route", api_fs_raw_route, SCOPE_SANDBOXES, 0, ROUTE_EMPTY_BODY_OK,
+     NULL},
+    {"PUT", "/v1/sandboxes/:id/fs/raw-route", api_fs_raw_route, SCOPE_SANDBOXES, 0, ROUTE_EMPTY_BODY_OK,
+     NULL},
     {"DELETE", "/v1/sandboxes/:id/expose/:port", api_ports_close, SCOPE_SANDBOXES, 0, 0, NULL},
     /* Reached through a preview's own host (nginx maps /.warren/auth there); the code is the
      * credential. */

@@ -1,10 +1,12 @@
 /* warren-init: PID 1 of every sandbox.
  *
  * It is started by the launcher (launch.c) as root of the sandbox's user namespace, inside
- * the sandbox's root, with a listening unix socket inherited as fd 3. It never exits while
- * the sandbox lives. One single-threaded poll loop serves everything:
+ * the sandbox's root, with listening unix sockets inherited as fd 3 (agent.sock) and fd 6
+ * (files.sock). It never exits while the sandbox lives. One single-threaded poll loop serves
+ * everything:
  *   - connections from warrend, one session each (protocol.h): a request, then the
  *     process's output as frames, then its exit;
+ *   - connections from nginx on files.sock, a raw file transfer each (init_http.h);
  *   - the pipes of running processes;
  *   - SIGCHLD through a signalfd: as PID 1 it reaps every orphan in the sandbox.
  * Processes are started under shepherds (init_spawn.c), so that a timeout or a kill
@@ -38,6 +40,7 @@
 
 #include "init_contexts.h"
 #include "init_fs.h"
+#include "init_http.h"
 #include "init_watch.h"
 #include "init_jobs.h"
 #include "init_spawn.h"
@@ -314,6 +317,18 @@ static void read_host(struct session *s)
         frame_clear(&f);
 }
 
+static int files_fd = FILES_FD;
+
+/* nginx, with a raw file transfer the worker handed over (init_http.h). */
+static void accept_files(void)
+{
+        int fd = accept4(files_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0)
+                return;
+        fs_handle_http(fd);
+        close(fd);
+}
+
 static void accept_one(void)
 {
         int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
@@ -479,8 +494,11 @@ static int setup(int argc, char **argv)
         for (int i = 0; i < MAX_SESSIONS; i++)
                 sessions[i] = (struct session){
                     .conn = -1, .state = SESSION_DONE, .out_fd = -1, .err_fd = -1, .in_fd = -1};
-        /* Only 0-2, the agent socket, the filter and the environment are expected. */
-        close_range(6, ~0U, 0);
+        /* Only 0-2, the agent socket, the filter, the environment and the files socket are
+         * expected. */
+        close_range(FILES_FD + 1, ~0U, 0);
+        if (fcntl(FILES_FD, F_GETFD) < 0)
+                files_fd = -1; /* started without it: transfers all come through agent.sock */
         spawn_set_base_env(read_env());
         signal(SIGPIPE, SIG_IGN);
         if (drop_capabilities() < 0) {
@@ -504,11 +522,12 @@ int main(int argc, char **argv)
         sigprocmask(SIG_BLOCK, &set, NULL);
         sigprocmask(SIG_BLOCK, &usr1, NULL);
         int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-        struct pollfd pfd[2 + 4 * MAX_SESSIONS + 2 * JOBS_MAX + 5 * CONTEXTS_MAX + WATCHES_MAX];
+        struct pollfd pfd[3 + 4 * MAX_SESSIONS + 2 * JOBS_MAX + 5 * CONTEXTS_MAX + WATCHES_MAX];
         for (;;) {
                 int n = 0;
                 pfd[n++] = (struct pollfd){.fd = LISTEN_FD, .events = POLLIN};
                 pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+                pfd[n++] = (struct pollfd){.fd = files_fd, .events = POLLIN};
                 for (int i = 0; i < MAX_SESSIONS; i++) {
                         struct session *s = &sessions[i];
                         if (s->state == SESSION_DONE)
@@ -525,6 +544,8 @@ int main(int argc, char **argv)
                 poll(pfd, (nfds_t)n, next_wakeup_ms());
                 if (pfd[0].revents)
                         accept_one();
+                if (pfd[2].revents)
+                        accept_files();
                 if (pfd[1].revents) {
                         struct signalfd_siginfo si;
                         while (read(sfd, &si, sizeof si) > 0)

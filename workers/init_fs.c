@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "init_http.h"
 #include "protocol.h"
 
 #define CHUNK         (64 * 1024)
@@ -29,6 +30,8 @@
 #define STDIN_WAIT_MS 60000
 
 static int conn = -1;
+static struct http_link *http; /* set: nginx asked over files.sock, and is answered in HTTP */
+static bool http_conn;         /* forking for such a connection (no frames on it) */
 
 static const char *code_of(int err)
 {
@@ -62,13 +65,13 @@ static const char *code_of(int err)
         }
 }
 
+static _Noreturn void refuse(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 static _Noreturn void fail(int err, const char *what, const char *path)
 {
-        frame_send_error(conn, code_of(err), "%s '%.1024s': %s", what, path, strerror(err));
-        _exit(1);
+        refuse(code_of(err), "%s '%.1024s': %s", what, path, strerror(err));
 }
 
-static _Noreturn void refuse(const char *code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static _Noreturn void refuse(const char *code, const char *fmt, ...)
 {
         char msg[1200];
@@ -76,12 +79,17 @@ static _Noreturn void refuse(const char *code, const char *fmt, ...)
         va_start(ap, fmt);
         vsnprintf(msg, sizeof msg, fmt, ap);
         va_end(ap);
+        if (http)
+                http_answer_error(http, code, msg);
         frame_send_error(conn, code, "%s", msg);
         _exit(1);
 }
 
+/* The one answer of an operation that returns one (over HTTP only an upload does: 201). */
 static _Noreturn void answer(json_t *result)
 {
+        if (http)
+                http_answer_json(http, 201, result);
         frame_send_json(conn, FRAME_RESULT, result);
         _exit(0);
 }
@@ -97,10 +105,8 @@ static void become(bool root)
                 return;
         }
         if (setgroups(0, NULL) < 0 || setresgid(USER_ID, USER_ID, USER_ID) < 0 ||
-            setresuid(USER_ID, USER_ID, USER_ID) < 0) {
-                frame_send_error(conn, "internal", "cannot become the sandbox user: %s", strerror(errno));
-                _exit(1);
-        }
+            setresuid(USER_ID, USER_ID, USER_ID) < 0)
+                refuse("internal", "cannot become the sandbox user: %s", strerror(errno));
         if (chdir("/home/user") < 0 && chdir("/") < 0)
                 _exit(1);
 }
@@ -306,15 +312,15 @@ static void do_read(json_t *req, const char *path, bool announce)
         struct stat st;
         int fd = open_regular(path, &st);
         json_int_t max = json_integer_value(json_object_get(req, "max_bytes"));
-        if (max > 0 && st.st_size > max) {
-                frame_send_error(conn, "too_large", "'%.1024s' is %lld bytes, more than %lld", path,
-                                 (long long)st.st_size, (long long)max);
-                _exit(1);
-        }
+        if (max > 0 && st.st_size > max)
+                refuse("too_large", "'%.1024s' is %lld bytes, more than %lld", path, (long long)st.st_size,
+                       (long long)max);
+        const char *name = strrchr(path, '/');
+        if (http)
+                http_answer_file(http, fd, &st, name && name[1] ? name + 1 : path);
         if (announce) {
                 char mode[8];
                 snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
-                const char *name = strrchr(path, '/');
                 frame_send_json(conn, FRAME_STARTED,
                                 json_pack("{s:I, s:s, s:s}", "size", (json_int_t)st.st_size, "mode", mode,
                                           "name", name && name[1] ? name + 1 : path));
@@ -358,6 +364,46 @@ static mode_t mode_arg(json_t *req, mode_t fallback)
         return (mode_t)v;
 }
 
+static void write_out(int fd, const char *data, size_t len, const char *path)
+{
+        for (size_t off = 0; off < len;) {
+                ssize_t n = write(fd, data + off, len - off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        fail(errno, "write", path);
+                off += (size_t)n;
+        }
+}
+
+/* The content as the host's frames: STDIN chunks up to STDIN_EOF. */
+static void write_frames(int fd, const char *path)
+{
+        for (;;) {
+                struct frame f;
+                int r = frame_read(conn, &f, FRAME_MAX_PAYLOAD, STDIN_WAIT_MS);
+                if (r <= 0)
+                        _exit(1); /* the host went away or stalled: what was written stays */
+                if (f.type == FRAME_STDIN_EOF)
+                        break;
+                if (f.type != FRAME_STDIN)
+                        refuse("bad_request", "unexpected frame during a write");
+                write_out(fd, f.payload, f.len, path);
+                frame_clear(&f);
+        }
+}
+
+/* The content as nginx's request body, Content-Length bytes. */
+static void write_body(int fd, const char *path)
+{
+        static char buf[256 * 1024];
+        long n;
+        while ((n = http_body_read(http, buf, sizeof buf)) > 0)
+                write_out(fd, buf, (size_t)n, path);
+        if (n < 0)
+                _exit(1); /* the client went away: what was written stays, as over frames */
+}
+
 static void do_write(json_t *req, const char *path)
 {
         mode_t mode = mode_arg(req, 0644);
@@ -381,25 +427,10 @@ static void do_write(json_t *req, const char *path)
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
         if (json_object_get(req, "mode") && fchmod(fd, mode) < 0)
                 fail(errno, "chmod", path);
-        for (;;) {
-                struct frame f;
-                int r = frame_read(conn, &f, FRAME_MAX_PAYLOAD, STDIN_WAIT_MS);
-                if (r <= 0)
-                        _exit(1); /* the host went away or stalled: what was written stays */
-                if (f.type == FRAME_STDIN_EOF)
-                        break;
-                if (f.type != FRAME_STDIN)
-                        refuse("bad_request", "unexpected frame during a write");
-                for (size_t off = 0; off < f.len;) {
-                        ssize_t n = write(fd, f.payload + off, f.len - off);
-                        if (n < 0 && errno == EINTR)
-                                continue;
-                        if (n < 0)
-                                fail(errno, "write", path);
-                        off += (size_t)n;
-                }
-                frame_clear(&f);
-        }
+        if (http)
+                write_body(fd, path);
+        else
+                write_frames(fd, path);
         if (close(fd) < 0)
                 fail(errno, "write", path);
         answer(entry_of(path));
@@ -722,18 +753,19 @@ static _Noreturn void serve(json_t *req)
         refuse("bad_request", "unknown fs action '%.40s'", action);
 }
 
-bool fs_handle(int fd, const char *op, json_t *req)
+/* The child that serves conn: nothing of warren-init's but this connection, default
+ * signals. Returns in the child only; false in warren-init (the caller closes its copy). */
+static bool fork_server(int fd)
 {
-        if (strcmp(op, "fs") != 0)
-                return false;
         pid_t pid = fork();
         if (pid < 0) {
-                frame_send_error(fd, "internal", "cannot start a file operation: %s", strerror(errno));
-                return true;
+                if (!http_conn)
+                        frame_send_error(fd, "internal", "cannot start a file operation: %s",
+                                         strerror(errno));
+                return false;
         }
         if (pid > 0)
-                return true;
-        /* The child: nothing of warren-init's but this connection, default signals. */
+                return false;
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -744,5 +776,27 @@ bool fs_handle(int fd, const char *op, json_t *req)
         close_range((unsigned)fd + 1, ~0U, 0);
         conn = fd;
         fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK);
+        return true;
+}
+
+bool fs_handle(int fd, const char *op, json_t *req)
+{
+        if (strcmp(op, "fs") != 0)
+                return false;
+        if (fork_server(fd))
+                serve(req);
+        return true;
+}
+
+void fs_handle_http(int fd)
+{
+        http_conn = true;
+        bool child = fork_server(fd);
+        http_conn = false;
+        if (!child)
+                return;
+        static struct http_link link;
+        json_t *req = http_read_request(fd, &link);
+        http = &link;
         serve(req);
 }

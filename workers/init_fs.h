@@ -28,3 +28,7 @@
 /* Takes the request if it is an fs one: forks the child that answers on conn and returns
  * true (the caller closes its copy of conn); false for any other op. */
 bool fs_handle(int conn, const char *op, json_t *req);
+
+/* Serves one connection from files.sock (init_http.h) in a child; the caller closes its
+ * copy of fd. */
+void fs_handle_http(int fd);

@@ -2,7 +2,7 @@
  *
  *   parent                              child (PID 1 of new mount/pid/net/ipc/uts namespaces)
  *   ------                              -----
- *   bind agent socket, open init binary;
+ *   bind agent sockets, open init binary;
  *   make the sandbox's user namespace
  *   (a helper process maps it, then
  *   dies; its fd keeps it)
@@ -86,7 +86,7 @@ struct child_plan {
         char root[P];
         const char *hostname;
         long long disk_bytes;
-        int sync_fd, listen_fd, init_fd, filter_fd, env_fd, userns_fd, netns_fd;
+        int sync_fd, listen_fd, files_fd, init_fd, filter_fd, env_fd, userns_fd, netns_fd;
         char join[8][P]; /* the cgroup files the child writes "0" into to join its group */
         int njoin;
 };
@@ -265,12 +265,13 @@ static int child_main(void *arg)
         if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0 ||
             syscall(SYS_setgroups, 0, NULL) < 0)
                 child_fail(fd, errno, "become root of the user namespace");
-        if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0 || dup2(p->env_fd, 5) < 0)
-                child_fail(fd, errno, "pass agent socket, filter and environment");
-        /* Nothing of the worker may reach the sandbox but fds 0-5: every other descriptor,
+        if (dup2(p->listen_fd, 3) < 0 || dup2(p->filter_fd, 4) < 0 || dup2(p->env_fd, 5) < 0 ||
+            dup2(p->files_fd, 6) < 0)
+                child_fail(fd, errno, "pass agent sockets, filter and environment");
+        /* Nothing of the worker may reach the sandbox but fds 0-6: every other descriptor,
          * however high (a busy worker holds thousands: Redis connections, FastCGI requests),
          * closes on exec. The sync socket and the init binary's fd close with them. */
-        if (close_range(6, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
+        if (close_range(7, ~0U, CLOSE_RANGE_CLOEXEC) < 0)
                 child_fail(fd, errno, "close inherited descriptors");
         /* The agent writes nothing; its stderr stays warrend's log only in sanitizer builds,
          * where a report must reach the tests. Otherwise user code, which can ptrace the
@@ -565,12 +566,15 @@ static void filter_build(void)
         seccomp_program_free(&prog);
 }
 
-/* The agent's listening socket is bound here, by root, in the sandbox's host directory: it
- * never appears inside the sandbox, and only root on the host may connect to it. */
-static int agent_socket_bind(const char *dir, int *ret_fd, char err[LAUNCH_ERR_MAX])
+/* The agent's listening sockets are bound here, by root, in the sandbox's host directory:
+ * they never appear inside the sandbox, so nothing in it can replace them. agent.sock is for
+ * root on the host (the workers); files.sock, where nginx hands raw file transfers to the
+ * agent (init_http.c), is for root and nginx's group too. */
+static int agent_socket_bind(const char *dir, const char *name, gid_t group, int *ret_fd,
+                             char err[LAUNCH_ERR_MAX])
 {
         struct sockaddr_un addr = {.sun_family = AF_UNIX};
-        if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/agent.sock", dir) >=
+        if ((size_t)snprintf(addr.sun_path, sizeof addr.sun_path, "%s/%s", dir, name) >=
             sizeof addr.sun_path) {
                 snprintf(err, LAUNCH_ERR_MAX, "sandbox directory path is too long for a unix socket");
                 return -ENAMETOOLONG;
@@ -579,10 +583,12 @@ static int agent_socket_bind(const char *dir, int *ret_fd, char err[LAUNCH_ERR_M
         if (fd < 0)
                 return -errno;
         unlink(addr.sun_path);
-        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 || chmod(addr.sun_path, 0600) < 0 ||
+        if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0 ||
+            (group ? chown(addr.sun_path, 0, group) < 0 || chmod(addr.sun_path, 0660) < 0
+                   : chmod(addr.sun_path, 0600) < 0) ||
             listen(fd, 64) < 0) {
                 int r = -errno;
-                snprintf(err, LAUNCH_ERR_MAX, "bind agent socket: %s", strerror(errno));
+                snprintf(err, LAUNCH_ERR_MAX, "bind %s: %s", name, strerror(errno));
                 return r;
         }
         *ret_fd = TAKE_FD(fd);
@@ -719,9 +725,10 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         int r = make_dirs(s->sandbox_dir, s->template_dir, err);
         if (r < 0 || (r = build_plan(s, plan, err)) < 0)
                 return r;
-        _cleanup_close_ int listen_fd = -1, init_fd = -1, parent_end = -1, child_end = -1, env_fd = -1,
-                            userns_fd = -1;
-        if ((r = agent_socket_bind(s->sandbox_dir, &listen_fd, err)) < 0)
+        _cleanup_close_ int listen_fd = -1, files_fd = -1, init_fd = -1, parent_end = -1, child_end = -1,
+                            env_fd = -1, userns_fd = -1;
+        if ((r = agent_socket_bind(s->sandbox_dir, "agent.sock", 0, &listen_fd, err)) < 0 ||
+            (r = agent_socket_bind(s->sandbox_dir, "files.sock", s->files_group, &files_fd, err)) < 0)
                 return r;
         init_fd = open(s->init_path, O_PATH | O_CLOEXEC);
         if (init_fd < 0) {
@@ -738,6 +745,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         plan->disk_bytes = s->disk_bytes;
         plan->sync_fd = child_end;
         plan->listen_fd = listen_fd;
+        plan->files_fd = files_fd;
         plan->init_fd = init_fd;
         pthread_once(&filter_once, filter_build);
         if (filter_fd < 0) {

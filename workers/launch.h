@@ -22,7 +22,7 @@
 
 struct launch_spec {
         const char *id;           /* also the hostname */
-        const char *sandbox_dir;  /* <state>/sandboxes/<id>: root/, disk/, agent.sock */
+        const char *sandbox_dir;  /* <state>/sandboxes/<id>: root/, disk/, agent.sock, files.sock */
         const char *template_dir; /* read-only lower layer of the root */
         const char *init_path;    /* the warren-init binary on the host */
         long long disk_bytes;     /* size of the tmpfs holding the writable layer */
@@ -33,6 +33,7 @@ struct launch_spec {
                                      empty one (loopback only) */
         const char *address;      /* the sandbox's address, for /etc/hosts (NULL: none) */
         const char *nameserver;   /* for /etc/resolv.conf (NULL: none) */
+        gid_t files_group;        /* nginx's group: it may connect to files.sock (0: root only) */
         bool own_child;           /* the caller reaps it (the master); else it becomes the
                                      caller's parent's child (CLONE_PARENT: a worker's parent
                                      is the master) */

@@ -4,11 +4,14 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <grp.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -212,13 +215,13 @@ static void uid_slot_release(struct sandbox_ctx *sc, const char *node_id, const 
                 freeReplyObject(r);
 }
 
-/* Removes the sandbox's host directory. It holds only empty mount points, the agent socket
+/* Removes the sandbox's host directory. It holds only empty mount points, the agent's sockets
  * and the link to its template: every mount was made in the sandbox's own mount namespace. */
 static void remove_dir(struct sandbox_ctx *sc, const char *id)
 {
         char dir[PATH_MAX], path[PATH_MAX + 16];
         sandbox_dir(sc, id, dir, sizeof dir);
-        const char *entries[] = {"agent.sock", "root", "disk", "lower", "template"};
+        const char *entries[] = {"agent.sock", "files.sock", "root", "disk", "lower", "template"};
         for (size_t i = 0; i < ELEMENTSOF(entries); i++) {
                 snprintf(path, sizeof path, "%s/%s", dir, entries[i]);
                 if (unlink(path) < 0 && errno == EISDIR)
@@ -227,6 +230,27 @@ static void remove_dir(struct sandbox_ctx *sc, const char *id)
                         rmdir(path);
         }
         rmdir(dir);
+}
+
+/* nginx's group, which may connect to a sandbox's files.sock; looked up once per process
+ * (0: none, root only). */
+static const char *files_group_name;
+static gid_t files_gid;
+
+static void files_group_lookup(void)
+{
+        struct group g, *found = NULL;
+        char buf[4096];
+        if (getgrnam_r(files_group_name, &g, buf, sizeof buf, &found) == 0 && found)
+                files_gid = found->gr_gid;
+}
+
+static gid_t files_group(const struct warren_config *cfg)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        files_group_name = cfg->socket_group;
+        pthread_once(&once, files_group_lookup);
+        return files_gid;
 }
 
 static char **env_array(json_t *env)
@@ -322,6 +346,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
             .netns_fd = netns,
             .address = address,
             .nameserver = gateway,
+            .files_group = files_group(sc->cfg),
         };
         pid_t pid;
         char lerr[LAUNCH_ERR_MAX];
@@ -774,6 +799,26 @@ int sandbox_address(struct sandbox_ctx *sc, const char *key_id, const char *id, 
                 return -EREMOTE;
         }
         snprintf(address, 16, "%s", rec.address);
+        return 0;
+}
+
+int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char *id, char *buf, size_t size,
+                         char err[SANDBOX_ERR_MAX])
+{
+        struct record rec;
+        int r = record_load_active(sc, key_id, id, &rec, err);
+        if (r < 0)
+                return r;
+        if (strcmp(rec.status, "running") != 0 || strcmp(rec.node_id, sc->node_id) != 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is %s on node %s", id, rec.status, rec.node_id);
+                return -EAGAIN;
+        }
+        snprintf(buf, size, "%.3000s/sandboxes/%.31s/files.sock", sc->cfg->state_dir, id);
+        struct stat st;
+        if (stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode)) { /* started before agents took files */
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' has no files socket", id);
+                return -ENOENT;
+        }
         return 0;
 }
 

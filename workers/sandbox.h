@@ -65,6 +65,11 @@ int sandbox_list(struct sandbox_ctx *sc, const char *key_id, const char *state, 
  * included. */
 int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *id, json_t *policy,
                         json_t **ret_info, char err[SANDBOX_ERR_MAX]);
+/* Where nginx hands a raw file transfer to the sandbox's agent directly: the path of its
+ * files.sock. Negative when the worker must carry the transfer instead: the sandbox is not
+ * running on this node (paused, elsewhere) or was started before agents took files. */
+int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char *id, char *buf, size_t size,
+                         char err[SANDBOX_ERR_MAX]);
 /* The sandbox's address on this node's bridge; -EREMOTE if it runs on another node. */
 int sandbox_address(struct sandbox_ctx *sc, const char *key_id, const char *id, char address[16],
                     char err[SANDBOX_ERR_MAX]);

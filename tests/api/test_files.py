@@ -9,7 +9,8 @@ import os
 import subprocess
 import time
 
-from harness import SANITIZED, Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test
+from harness import (SANITIZED, Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test,
+                     wait_until)
 
 
 def fs(node, sid, action, **body):
@@ -252,6 +253,91 @@ def a_gibibyte_in_and_out_with_flat_worker_memory(ctx):
     expect(SANITIZED or grew < 16 * 1024, f"worker memory grew by {grew} KiB")
     os.unlink(src)
     node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+def raw(node, method, sid, query, body=None, key="admin", headers=None, chunked=False):
+    """A raw transfer; (status, headers, body bytes)."""
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=60)
+    hdrs = dict(headers or {})
+    if key:
+        hdrs["Authorization"] = "Bearer " + (node.admin_key if key == "admin" else key)
+    if chunked:
+        conn.request(method, f"/v1/sandboxes/{sid}/fs/raw?{query}", body=iter([body[:5], body[5:]]),
+                     headers=hdrs, encode_chunked=True)
+    else:
+        conn.request(method, f"/v1/sandboxes/{sid}/fs/raw?{query}", body=body, headers=hdrs)
+    r = conn.getresponse()
+    data = r.read()
+    conn.close()
+    return r.status, {k.lower(): v for k, v in r.getheaders()}, data
+
+
+@test
+def raw_transfers_pass_nginx_and_the_agent_only_and_the_rest_goes_to_the_worker(ctx):
+    """nginx asks warrend about a raw transfer and moves its bytes to and from the agent
+    itself (X-Warren-Transfer: direct); what the check does not clear is warrend's to answer,
+    the same as ever."""
+    node, sid = ctx["node"], ctx["sid"]
+    # Direct: an upload with a length, a download; the answers are the worker's own shapes.
+    status, h, body = raw(node, "PUT", sid, "path=/home/user/raw/a%20b.txt", b"hello direct\n")
+    e = json.loads(body)
+    expect(status == 201 and h.get("x-warren-transfer") == "direct", (status, h, body))
+    expect(e["path"] == "/home/user/raw/a b.txt" and e["size"] == 13 and e["owner"] == "user", e)
+    status, h, body = raw(node, "GET", sid, "path=raw/a%20b.txt")  # relative to the home
+    expect((status, body, h.get("x-warren-transfer")) == (200, b"hello direct\n", "direct"), (status, h, body))
+    expect(h["content-type"] == "text/plain; charset=utf-8" and h["content-length"] == "13", h)
+    expect(h["content-disposition"] == "attachment; filename=\"a b.txt\"; filename*=UTF-8''a%20b.txt", h)
+    expect(h["cache-control"] == "no-store" and h.get("x-request-id"), h)
+    status, h, body = raw(node, "PUT", sid, "path=/root/r.bin&user=root&mode=0600", b"\0\1\2")
+    expect(status == 201 and json.loads(body)["owner"] == "root" and json.loads(body)["mode"] == "0600", body)
+    status, h, body = raw(node, "GET", sid, "path=/root/r.bin&user=root")
+    expect((status, body, h["content-type"]) == (200, b"\0\1\2", "application/octet-stream"), (status, h))
+    # The agent's refusals, in Warren's JSON, with their statuses.
+    for method, query, want, code in [("GET", "path=/nope", 404, "not_found"),
+                                      ("GET", "path=/home/user/raw", 400, "is_a_directory"),
+                                      ("GET", "path=/root/r.bin", 403, "permission_denied"),
+                                      ("PUT", "path=/etc/passwd", 403, "permission_denied"),
+                                      ("PUT", "path=/home/user/raw/a%20b.txt/x", 400, "not_a_directory")]:
+        status, h, body = raw(node, method, sid, query, b"x" if method == "PUT" else None)
+        expect(status == want and json.loads(body)["code"] == code and h.get("x-warren-transfer") == "direct",
+               (method, query, status, body))
+    # Refused before a large body is through: the answer still arrives whole.
+    status, h, body = raw(node, "PUT", sid, "path=/proc/nope/x", b"y" * (8 << 20))
+    expect(status in (403, 404) and json.loads(body)["error"], (status, body))
+    # What goes to the worker: a chunked upload (no length for the agent), a bad key, a bad
+    # query, another key's or an unknown sandbox, a paused one.
+    status, h, body = raw(node, "PUT", sid, "path=/home/user/raw/chunked.txt", b"hello chunked\n", chunked=True)
+    expect(status == 201 and "x-warren-transfer" not in h and json.loads(body)["size"] == 14, (status, h, body))
+    expect(raw(node, "GET", sid, "path=/home/user/raw/chunked.txt")[2] == b"hello chunked\n")
+    status, h, body = raw(node, "GET", sid, "path=/home/user/raw/chunked.txt", key=None)
+    expect(status == 401 and json.loads(body)["code"] == "unauthorized", (status, body))
+    status, h, body = raw(node, "GET", sid, "path=/home/user/raw/chunked.txt", key="wk_nosuchkey")
+    expect(status == 401, (status, body))
+    for query, want, words in [("", 400, "path"), ("path=/x&color=red", 400, "color"),
+                               ("path=/home/user/a%00b", 400, "NUL"), ("path=/x&user=admin", 400, "user")]:
+        status, h, body = raw(node, "GET", sid, query)
+        expect(status == want and words in json.loads(body)["error"] and "x-warren-transfer" not in h,
+               (query, status, body))
+    other = node.create_key("raw-other")["key"]
+    expect(raw(node, "GET", sid, "path=/home/user/raw/chunked.txt", key=other)[0] == 404)
+    expect(raw(node, "GET", "nosuch0sandbox", "path=/x")[0] == 404)
+    expect(node.request("POST", f"/v1/sandboxes/{sid}/pause", {}).status == 200)
+    status, h, body = raw(node, "GET", sid, "path=/home/user/raw/chunked.txt")
+    expect(status == 409 and "paused" in json.loads(body)["error"], (status, body))
+    expect(node.request("POST", f"/v1/sandboxes/{sid}/resume", {}).status == 200)
+    # A key over its rate gets warrend's 429, not an error of nginx's.
+    slow = node.create_key("raw-slow", rate=1, burst=2)["key"]
+    own = node.sandbox(key=slow)
+    answers = [raw(node, "GET", own, "path=/nope", key=slow) for _ in range(4)]
+    limited = [a for a in answers if a[0] == 429]
+    expect(limited and all(json.loads(a[2])["code"] == "rate_limited" and a[1].get("retry-after")
+                           for a in limited) and all(a[0] in (404, 429) for a in answers),
+           [(a[0], a[2][:80]) for a in answers])
+    expect(wait_until(lambda: node.request("DELETE", f"/v1/sandboxes/{own}", key=slow).status == 200,
+                      timeout=10))
+    # The check itself is nginx's alone.
+    r = node.request("GET", f"/v1/sandboxes/{sid}/fs/raw-route?path=/x")
+    expect(r.status == 404 and "files.sock" not in r.body, r)
 
 
 @test

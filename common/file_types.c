@@ -1,0 +1,90 @@
+/* See file_types.h. */
+#include "file_types.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#define ELEMENTS(a) (sizeof(a) / sizeof *(a))
+
+const char *file_content_type(const char *name, const char *head, size_t n)
+{
+        static const struct {
+                const char *ext, *type;
+        } types[] = {
+            {"txt", "text/plain; charset=utf-8"},
+            {"md", "text/markdown; charset=utf-8"},
+            {"html", "text/html; charset=utf-8"},
+            {"htm", "text/html; charset=utf-8"},
+            {"css", "text/css; charset=utf-8"},
+            {"csv", "text/csv; charset=utf-8"},
+            {"js", "text/javascript; charset=utf-8"},
+            {"json", "application/json"},
+            {"xml", "application/xml"},
+            {"svg", "image/svg+xml"},
+            {"png", "image/png"},
+            {"jpg", "image/jpeg"},
+            {"jpeg", "image/jpeg"},
+            {"gif", "image/gif"},
+            {"webp", "image/webp"},
+            {"pdf", "application/pdf"},
+            {"zip", "application/zip"},
+            {"gz", "application/gzip"},
+            {"tar", "application/x-tar"},
+            {"wasm", "application/wasm"},
+            {"py", "text/x-python; charset=utf-8"},
+            {"sh", "text/x-shellscript; charset=utf-8"},
+        };
+        const char *dot = strrchr(name, '.');
+        for (size_t i = 0; dot && i < ELEMENTS(types); i++)
+                if (strcasecmp(dot + 1, types[i].ext) == 0)
+                        return types[i].type;
+        if (n == 0)
+                return "application/octet-stream";
+        if (memchr(head, 0, n))
+                return "application/octet-stream";
+        size_t len = n > 1024 ? 1024 : n;
+        json_t *t = json_stringn(head, len);
+        /* A cut at 1 KiB may split a character: then the shorter prefixes decide. */
+        for (size_t cut = len; !t && cut > 0 && cut + 4 > len; cut--)
+                t = json_stringn(head, cut - 1);
+        bool text = t != NULL;
+        json_decref(t);
+        return text ? "text/plain; charset=utf-8" : "application/octet-stream";
+}
+
+void file_disposition(const char *name, char out[FILE_DISPOSITION_MAX])
+{
+        char plain[256], encoded[800];
+        size_t p = 0, e = 0;
+        for (const unsigned char *c = (const unsigned char *)name; *c && p < sizeof plain - 1; c++)
+                plain[p++] = (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') ? (char)*c : '_';
+        plain[p] = 0;
+        for (const unsigned char *c = (const unsigned char *)name; *c && e < sizeof encoded - 4; c++) {
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                    strchr("-._~", *c))
+                        encoded[e++] = (char)*c;
+                else
+                        e += (size_t)snprintf(encoded + e, sizeof encoded - e, "%%%02X", *c);
+        }
+        encoded[e] = 0;
+        snprintf(out, FILE_DISPOSITION_MAX, "attachment; filename=\"%s\"; filename*=UTF-8''%s", plain,
+                 encoded);
+}
+
+int file_error_status(const char *code)
+{
+        static const struct {
+                const char *code;
+                int status;
+        } map[] = {{"not_found", 404},      {"permission_denied", 403}, {"not_a_file", 400},
+                   {"is_a_directory", 400}, {"not_a_directory", 400},   {"bad_request", 400},
+                   {"exists", 409},         {"not_empty", 409},         {"too_large", 413},
+                   {"no_space", 507},       {"too_many", 409}};
+        for (size_t i = 0; i < ELEMENTS(map); i++)
+                if (strcmp(code, map[i].code) == 0)
+                        return map[i].status;
+        return 500;
+}

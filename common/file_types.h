@@ -1,0 +1,19 @@
+/* What an HTTP answer says about a sandbox file: its Content-Type, its Content-Disposition,
+ * and the status of a file operation's error code. Shared by the worker, which answers raw
+ * transfers through FastCGI, and by warren-init, which answers them to nginx directly
+ * (init_http.c). */
+#pragma once
+
+#include <stddef.h>
+
+#define FILE_DISPOSITION_MAX 1100
+
+/* From the name's extension, else from the first bytes (text if they are UTF-8). */
+const char *file_content_type(const char *name, const char *head, size_t n);
+
+/* The value of Content-Disposition for a download of name: a plain form of safe characters
+ * and the name itself in filename*. */
+void file_disposition(const char *name, char out[FILE_DISPOSITION_MAX]);
+
+/* The HTTP status of an error code of warren-init's file operations (init_fs.c). */
+int file_error_status(const char *code);

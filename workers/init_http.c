@@ -1,0 +1,256 @@
+/* See init_http.h. Runs in a child of warren-init that serves one connection and exits. */
+#include "init_http.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "file_types.h"
+
+#define HEAD_MAX     (32 * 1024)
+#define HEAD_WAIT_MS 10000
+#define BODY_WAIT_MS 60000
+
+static int wait_readable(int fd, int ms)
+{
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int r;
+        while ((r = poll(&p, 1, ms)) < 0 && errno == EINTR)
+                ;
+        return r;
+}
+
+static void write_all(int fd, const char *buf, size_t n)
+{
+        while (n > 0) {
+                ssize_t w = write(fd, buf, n);
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        _exit(1); /* nginx went away */
+                buf += w;
+                n -= (size_t)w;
+        }
+}
+
+static int hex(int c)
+{
+        return c >= '0' && c <= '9'   ? c - '0'
+               : c >= 'a' && c <= 'f' ? c - 'a' + 10
+               : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                      : -1;
+}
+
+/* Percent-decodes s in place; -1 on a bad escape or a NUL. */
+static int unescape(char *s)
+{
+        char *out = s;
+        for (; *s; s++) {
+                if (*s != '%') {
+                        *out++ = *s;
+                        continue;
+                }
+                int hi = hex(s[1]), lo = hi < 0 ? -1 : hex(s[2]);
+                if (lo < 0 || (hi == 0 && lo == 0))
+                        return -1;
+                *out++ = (char)(hi << 4 | lo);
+                s += 2;
+        }
+        *out = 0;
+        return 0;
+}
+
+static _Noreturn void bad(struct http_link *l, const char *msg)
+{
+        http_answer_error(l, "bad_request", msg);
+}
+
+/* The request line and the one header that matters. */
+static json_t *parse_head(struct http_link *l, char *head)
+{
+        char *line_end = strstr(head, "\r\n");
+        *line_end = 0;
+        char *method = head, *target = strchr(head, ' ');
+        if (!target)
+                bad(l, "malformed request line");
+        *target++ = 0;
+        char *version = strchr(target, ' ');
+        if (!version || strncmp(version + 1, "HTTP/1.", 7) != 0)
+                bad(l, "malformed request line");
+        *version = 0;
+        bool put = strcmp(method, "PUT") == 0;
+        if (!put && strcmp(method, "GET") != 0)
+                bad(l, "only GET and PUT are served here");
+        if (strncmp(target, "/fs?r=", 6) != 0 || unescape(target + 6) < 0)
+                bad(l, "the target must be /fs?r=<request>");
+        l->body_left = put ? -1 : 0;
+        for (char *h = line_end + 2; *h;) {
+                char *end = strstr(h, "\r\n");
+                if (!end)
+                        break;
+                *end = 0;
+                if (strncasecmp(h, "Content-Length:", 15) == 0) {
+                        char *e;
+                        long long v = strtoll(h + 15, &e, 10);
+                        while (*e == ' ' || *e == '\t')
+                                e++;
+                        if (v < 0 || *e)
+                                bad(l, "malformed Content-Length");
+                        l->body_left = v;
+                } else if (strncasecmp(h, "Transfer-Encoding:", 18) == 0) {
+                        bad(l, "a chunked body is not taken here");
+                }
+                h = end + 2;
+        }
+        if (l->body_left < 0)
+                http_answer_error(l, "bad_request", "an upload needs a Content-Length");
+        json_t *req = json_loads(target + 6, 0, NULL);
+        const char *action = json_string_value(json_object_get(req, "action"));
+        if (!json_is_object(req) || !action || strcmp(action, put ? "write" : "download") != 0) {
+                json_decref(req);
+                bad(l, "the request must be a write (PUT) or a download (GET)");
+        }
+        return req;
+}
+
+json_t *http_read_request(int fd, struct http_link *ret)
+{
+        *ret = (struct http_link){.fd = fd};
+        static char head[HEAD_MAX + 1];
+        size_t len = 0;
+        char *end = NULL;
+        while (!end) {
+                if (len == HEAD_MAX)
+                        bad(ret, "request head too large");
+                if (wait_readable(fd, HEAD_WAIT_MS) <= 0)
+                        _exit(1);
+                ssize_t n = read(fd, head + len, HEAD_MAX - len);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        _exit(1);
+                len += (size_t)n;
+                head[len] = 0;
+                end = strstr(head, "\r\n\r\n");
+        }
+        ret->pre = end + 4;
+        ret->pre_len = len - (size_t)(ret->pre - head);
+        end[2] = 0; /* the head ends with its last header's CRLF */
+        return parse_head(ret, head);
+}
+
+long http_body_read(struct http_link *l, char *buf, size_t n)
+{
+        if (l->body_left == 0)
+                return 0;
+        if ((long long)n > l->body_left)
+                n = (size_t)l->body_left;
+        if (l->pre_off < l->pre_len) {
+                size_t k = l->pre_len - l->pre_off < n ? l->pre_len - l->pre_off : n;
+                memcpy(buf, l->pre + l->pre_off, k);
+                l->pre_off += k;
+                l->body_left -= (long long)k;
+                return (long)k;
+        }
+        for (;;) {
+                if (wait_readable(l->fd, BODY_WAIT_MS) <= 0)
+                        return -1;
+                ssize_t got = read(l->fd, buf, n);
+                if (got < 0 && errno == EINTR)
+                        continue;
+                if (got <= 0)
+                        return -1;
+                l->body_left -= got;
+                return (long)got;
+        }
+}
+
+static const char *reason(int status)
+{
+        switch (status) {
+        case 200:
+                return "OK";
+        case 201:
+                return "Created";
+        case 400:
+                return "Bad Request";
+        case 403:
+                return "Forbidden";
+        case 404:
+                return "Not Found";
+        case 409:
+                return "Conflict";
+        case 413:
+                return "Payload Too Large";
+        case 507:
+                return "Insufficient Storage";
+        default:
+                return "Error";
+        }
+}
+
+/* After an answer that comes before the whole body (an error), the rest is read and dropped
+ * for a while, so that nginx, still sending it, reads the answer instead of a reset. */
+static _Noreturn void finish(struct http_link *l)
+{
+        static char sink[64 * 1024];
+        shutdown(l->fd, SHUT_WR);
+        while (l->body_left > 0 && http_body_read(l, sink, sizeof sink) > 0)
+                ;
+        _exit(0);
+}
+
+_Noreturn void http_answer_json(struct http_link *l, int status, json_t *body)
+{
+        char *text = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        if (!text)
+                _exit(1);
+        char head[256];
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+                         "Cache-Control: no-store\r\n\r\n",
+                         status, reason(status), strlen(text) + 1);
+        write_all(l->fd, head, (size_t)n);
+        write_all(l->fd, text, strlen(text));
+        write_all(l->fd, "\n", 1);
+        free(text);
+        finish(l);
+}
+
+_Noreturn void http_answer_error(struct http_link *l, const char *code, const char *msg)
+{
+        http_answer_json(l, file_error_status(code), json_pack("{s:s, s:s}", "error", msg, "code", code));
+}
+
+_Noreturn void http_answer_file(struct http_link *l, int fd, const struct stat *st, const char *name)
+{
+        char first[1024], disposition[FILE_DISPOSITION_MAX], head[2048];
+        ssize_t got = pread(fd, first, sizeof first, 0);
+        file_disposition(name, disposition);
+        int n = snprintf(head, sizeof head,
+                         "HTTP/1.0 200 OK\r\nContent-Type: %s\r\nContent-Length: %lld\r\n"
+                         "Content-Disposition: %s\r\nCache-Control: no-store\r\n\r\n",
+                         file_content_type(name, first, got > 0 ? (size_t)got : 0), (long long)st->st_size,
+                         disposition);
+        write_all(l->fd, head, (size_t)n);
+        /* Page cache to socket in the kernel. A file that shrank meanwhile ends the body short:
+         * nginx sees the connection close before Content-Length and the client a cut body. */
+        off_t off = 0;
+        while (off < st->st_size) {
+                ssize_t w = sendfile(l->fd, fd, &off,
+                                     (size_t)(st->st_size - off) > (1 << 30) ? (1 << 30)
+                                                                             : (size_t)(st->st_size - off));
+                if (w < 0 && errno == EINTR)
+                        continue;
+                if (w <= 0)
+                        _exit(1);
+        }
+        _exit(0);
+}

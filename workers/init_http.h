@@ -1,0 +1,38 @@
+/* Raw file transfers that nginx hands to the agent directly, over files.sock (inherited as
+ * fd 6; launch.c binds it in the sandbox's host directory, where nothing in the sandbox can
+ * reach it). The bytes of a large upload or download then pass nginx and warren-init only,
+ * not a worker as well.
+ *
+ * One HTTP/1.0 request per connection, from nginx only: a GET or a PUT (with a
+ * Content-Length) of /fs?r=<the fs request, JSON, percent-encoded>. The worker checked the
+ * client, its key and its query, and wrote that request (api_fs_raw_route); init_fs.c serves
+ * it as any fs request, as the requesting user, and answers through the functions here: a
+ * file as the body (sendfile), an upload's entry as JSON (201), an error as Warren's JSON
+ * error with its status. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#define FILES_FD 6
+
+struct http_link {
+        int fd;
+        long long body_left; /* bytes of the request body not yet read */
+        char *pre;           /* body bytes that came with the head */
+        size_t pre_len, pre_off;
+};
+
+/* Reads the request on fd: its fs request, and the body's length. On a malformed one, answers
+ * 400 and ends the process. */
+json_t *http_read_request(int fd, struct http_link *ret);
+
+/* Up to n bytes of the body; 0 at its end; -1 if nginx went away before its end. */
+long http_body_read(struct http_link *l, char *buf, size_t n);
+
+_Noreturn void http_answer_error(struct http_link *l, const char *code, const char *msg);
+_Noreturn void http_answer_json(struct http_link *l, int status, json_t *body);
+/* The regular file fd as the body, named name; st is its stat. */
+_Noreturn void http_answer_file(struct http_link *l, int fd, const struct stat *st, const char *name);
