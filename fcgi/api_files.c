@@ -474,7 +474,7 @@ int api_fs_upload(struct http_ctx *ctx)
  * between (init_http.c). Any other answer, errors included, makes nginx hand the whole
  * request to the worker's own route above instead, which answers it as it always has: so
  * this route never renders an error a client sees. */
-#define FILES_TARGET_MAX 12288
+#define FILES_TARGET_MAX 6144
 
 int api_fs_raw_route(struct http_ctx *ctx)
 {

@@ -12,7 +12,7 @@
 #define REQUEST_ERR_MAX   256
 #define REQUEST_PATH_MAX  4096
 #define REQUEST_ID_MAX    64
-#define EXTRA_HEADERS_MAX 16384 /* room for a raw transfer's route (api_fs_raw_route) */
+#define EXTRA_HEADERS_MAX 8192 /* room for a raw transfer's route (api_fs_raw_route) */
 
 struct http_request {
         const char *method;

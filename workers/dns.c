@@ -130,7 +130,11 @@ static int command_line(const struct warren_config *cfg, const char *gateway, ch
 /* Runs dnsmasq, which answers once it is listening and has put itself in the background. */
 static int spawn(const struct warren_config *cfg, const char *gateway, char err[DNS_ERR_MAX])
 {
-        char store[24][PATH_MAX + 32], *argv[25];
+        /* 100 KB of arguments: on the heap, not on a request thread's stack. */
+        _cleanup_free_ char(*store)[PATH_MAX + 32] = calloc(24, sizeof *store);
+        char *argv[25];
+        if (!store)
+                return -ENOMEM;
         command_line(cfg, gateway, store, argv);
         posix_spawnattr_t attr;
         posix_spawn_file_actions_t fa;

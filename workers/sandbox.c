@@ -815,8 +815,10 @@ int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char 
         }
         snprintf(buf, size, "%.3000s/sandboxes/%.31s/files.sock", sc->cfg->state_dir, id);
         struct stat st;
-        if (stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode)) { /* started before agents took files */
-                snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' has no files socket", id);
+        /* Started before agents took files, or nginx's group was not found then (the socket is
+         * root's alone): the worker carries the transfer. */
+        if (stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_gid == 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' has no files socket nginx may use", id);
                 return -ENOENT;
         }
         return 0;

@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import socket
 import subprocess
 import time
 
@@ -325,6 +326,21 @@ def raw_transfers_pass_nginx_and_the_agent_only_and_the_rest_goes_to_the_worker(
     status, h, body = raw(node, "GET", sid, "path=/home/user/raw/chunked.txt")
     expect(status == 409 and "paused" in json.loads(body)["error"], (status, body))
     expect(node.request("POST", f"/v1/sandboxes/{sid}/resume", {}).status == 200)
+    # A PUT with no body at all (no length either) makes an empty file, as through the worker.
+    with socket.create_connection(("127.0.0.1", node.http_port), timeout=30) as c:
+        c.sendall(f"PUT /v1/sandboxes/{sid}/fs/raw?path=/home/user/raw/empty HTTP/1.1\r\nHost: x\r\n"
+                  f"Authorization: Bearer {node.admin_key}\r\nConnection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk := c.recv(65536):
+            answer += chunk
+    expect(answer.startswith(b"HTTP/1.1 201") and b'"size":0' in answer, answer)
+    # A URI with dot segments: nginx serves the path they resolve to, through the worker.
+    conn = http.client.HTTPConnection("127.0.0.1", node.http_port, timeout=30)
+    conn.request("GET", f"/v1/sandboxes/{sid}/fs/raw/../raw?path=/home/user/raw/chunked.txt",
+                 headers={"Authorization": "Bearer " + node.admin_key})
+    r = conn.getresponse()
+    expect((r.status, r.read(), r.getheader("X-Warren-Transfer")) == (200, b"hello chunked\n", None), r.status)
+    conn.close()
     # A key over its rate gets warrend's 429, not an error of nginx's.
     slow = node.create_key("raw-slow", rate=1, burst=2)["key"]
     own = node.sandbox(key=slow)

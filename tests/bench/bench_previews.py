@@ -11,6 +11,9 @@
    directly on the sandbox's address: wrk, one connection, --pairs alternating runs of
    --seconds each, medians compared.
    Target: >= 0.7 of direct.
+   Also measured in the same turns, as the ceiling of any nginx in between: a bare nginx
+   (a config of a few lines started by this script: one upstream, keep-alive, the same
+   64 KiB unbuffered proxying, nothing of Warren's) in front of the same server.
 3. What a reload costs with many ports exposed: the p50 reload with --many ports of one
    sandbox exposed, against the p50 of part 1 (one port) in the same run.
 4. Cold create with networking (warm_pool_size = 0), p50 over --rounds, for comparison with
@@ -21,10 +24,12 @@ import concurrent.futures
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "api"))
@@ -93,6 +98,49 @@ def wrk(url, seconds, host=None):
     m = re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", out)
     scale = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}[m.group(2)]
     return float(m.group(1)) * scale / (1 << 20)
+
+
+BARE_NGINX = """worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    upstream sandbox {{ server {address}:8000; keepalive 8; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://sandbox;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_buffer_size 64k;
+        }}
+    }}
+}}
+"""
+
+
+def bare_nginx(address):
+    """A bare nginx in front of the sandbox's server: (process, port)."""
+    work = tempfile.mkdtemp(prefix="warren-bench-nginx-")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    conf = os.path.join(work, "nginx.conf")
+    with open(conf, "w") as f:
+        f.write(BARE_NGINX.format(dir=work, address=address, port=port))
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", work], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return proc, port, work
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the bare nginx did not start")
 
 
 def reload_times(node, since=0):
@@ -166,13 +214,22 @@ def main():
         host = f"8000-{sid}.warren.localhost"
         # Alternating short runs, medians of each: this machine's speed drifts (a shared
         # host), and both paths should see the same drift.
-        direct, preview = [], []
-        for _ in range(args.pairs):
-            direct.append(wrk(f"http://{address}:8000/big", args.seconds))
-            preview.append(wrk(f"http://127.0.0.1:{node.http_port}/big", args.seconds, host=host))
-        d, p = pct(direct, 50), pct(preview, 50)
+        direct, preview, bare = [], [], []
+        proc, bare_port, bare_dir = bare_nginx(address)
+        try:
+            for _ in range(args.pairs):
+                direct.append(wrk(f"http://{address}:8000/big", args.seconds))
+                preview.append(wrk(f"http://127.0.0.1:{node.http_port}/big", args.seconds, host=host))
+                bare.append(wrk(f"http://127.0.0.1:{bare_port}/big", args.seconds))
+        finally:
+            proc.kill()
+            proc.wait()
+            shutil.rmtree(bare_dir, ignore_errors=True)
+        d, p, b = pct(direct, 50), pct(preview, 50), pct(bare, 50)
         print(f"1 MiB responses, keep-alive, one connection, median of {args.pairs} alternating runs: "
               f"preview {p:.0f} MiB/s, direct {d:.0f} MiB/s, ratio {p / d:.2f} (target >= 0.7)")
+        print(f"  a bare nginx in front of the same server: {b:.0f} MiB/s, ratio {b / d:.2f} to direct; "
+              f"the preview is {p / b:.2f} of it")
     finally:
         node.destroy()
     creates = cold_creates(args.rounds)
