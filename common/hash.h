@@ -6,3 +6,7 @@
 #define SHA256_HEX_LEN 64
 
 void sha256_hex(const void *data, size_t len, char out[SHA256_HEX_LEN + 1]);
+
+/* HMAC-SHA-256 of data under key, in hex. */
+void hmac_sha256_hex(const void *key, size_t key_len, const void *data, size_t len,
+                     char out[SHA256_HEX_LEN + 1]);

@@ -15,6 +15,7 @@
 #include "api.h"
 #include "cleanup.h"
 #include "file_types.h"
+#include "hash.h"
 #include "json_fields.h"
 #include "protocol.h"
 #include "sandbox.h"
@@ -469,8 +470,8 @@ int api_fs_upload(struct http_ctx *ctx)
 
 /* GET|PUT /v1/sandboxes/:id/fs/raw-route: nginx asks before a raw transfer, with the
  * client's method, query and key (an auth subrequest; nginx.conf). 200 with
- * X-Warren-Files-Target (the sandbox's files.sock, and the checked request for its agent in
- * the URI) sends the bytes between nginx and the agent directly, without the worker in
+ * X-Warren-Files-Target (the sandbox's files.sock, and in the URI its token and the checked
+ * request for its agent) sends the bytes between nginx and the agent directly, without the worker in
  * between (init_http.c). Any other answer, errors included, makes nginx hand the whole
  * request to the worker's own route above instead, which answers it as it always has: so
  * this route never renders an error a client sees. */
@@ -483,15 +484,15 @@ int api_fs_raw_route(struct http_ctx *ctx)
         if (!req)
                 return http_respond_error(ctx, 403, "%s", q.err);
         struct sandbox_ctx sc = api_sandbox_ctx(ctx);
-        char sock[PATH_MAX], err[SANDBOX_ERR_MAX];
+        char sock[PATH_MAX], token[SHA256_HEX_LEN + 1], err[SANDBOX_ERR_MAX];
         const char *id = route_param(&ctx->params, "id");
-        int r = sandbox_files_socket(&sc, ctx->principal.key_id, id, sock, sizeof sock, err);
+        int r = sandbox_files_socket(&sc, ctx->principal.key_id, id, sock, sizeof sock, token, err);
         _cleanup_free_ char *text = r < 0 ? NULL : json_dumps(req, JSON_COMPACT);
         json_decref(req);
         if (r < 0 || !text)
                 return http_respond_error(ctx, 403, "%s", r < 0 ? err : "out of memory");
         char target[FILES_TARGET_MAX];
-        size_t n = (size_t)snprintf(target, sizeof target, "unix:%s:/fs?r=", sock);
+        size_t n = (size_t)snprintf(target, sizeof target, "unix:%s:/fs?t=%s&r=", sock, token);
         for (const unsigned char *c = (const unsigned char *)text; *c && n + 4 < sizeof target; c++) {
                 if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
                     strchr("-._~", *c))

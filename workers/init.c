@@ -418,8 +418,12 @@ static char **read_env(void)
         if (!all)
                 return env;
         size_t k = 0;
-        for (char *p = buf; p < buf + n && k < count; p += strlen(p) + 1)
-                all[k++] = p; /* buf lives as long as the process */
+        for (char *p = buf; p < buf + n && k < count; p += strlen(p) + 1) {
+                if (strncmp(p, FILES_TOKEN_ENTRY, strlen(FILES_TOKEN_ENTRY)) == 0)
+                        http_set_token(p + strlen(FILES_TOKEN_ENTRY)); /* not a variable */
+                else
+                        all[k++] = p; /* buf lives as long as the process */
+        }
         all[k] = NULL;
         return all;
 }

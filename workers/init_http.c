@@ -66,6 +66,23 @@ static int unescape(char *s)
         return 0;
 }
 
+static char token[65];
+
+void http_set_token(const char *t)
+{
+        snprintf(token, sizeof token, "%s", t);
+}
+
+/* In constant time: how long a guess matched says nothing. */
+static bool token_matches(const char *given, size_t len)
+{
+        size_t want = strlen(token);
+        unsigned char diff = want == 0 || len != want;
+        for (size_t i = 0; i < len && i < want; i++)
+                diff |= (unsigned char)(given[i] ^ token[i]);
+        return diff == 0;
+}
+
 static _Noreturn void bad(struct http_link *l, const char *msg)
 {
         http_answer_error(l, "bad_request", msg);
@@ -87,8 +104,12 @@ static json_t *parse_head(struct http_link *l, char *head)
         bool put = strcmp(method, "PUT") == 0;
         if (!put && strcmp(method, "GET") != 0)
                 bad(l, "only GET and PUT are served here");
-        if (strncmp(target, "/fs?r=", 6) != 0 || unescape(target + 6) < 0)
-                bad(l, "the target must be /fs?r=<request>");
+        char *amp = strncmp(target, "/fs?t=", 6) == 0 ? strchr(target + 6, '&') : NULL;
+        if (!amp || strncmp(amp, "&r=", 3) != 0 || unescape(amp + 3) < 0)
+                bad(l, "the target must be /fs?t=<token>&r=<request>");
+        if (!token_matches(target + 6, (size_t)(amp - target - 6)))
+                http_answer_error(l, "permission_denied", "this request does not carry the sandbox's token");
+        char *request = amp + 3;
         l->body_left = put ? -1 : 0;
         for (char *h = line_end + 2; *h;) {
                 char *end = strstr(h, "\r\n");
@@ -110,7 +131,7 @@ static json_t *parse_head(struct http_link *l, char *head)
         }
         if (l->body_left < 0) /* nginx sends an HTTP/1.0 body only with its length: none */
                 l->body_left = 0;
-        json_t *req = json_loads(target + 6, 0, NULL);
+        json_t *req = json_loads(request, 0, NULL);
         const char *action = json_string_value(json_object_get(req, "action"));
         if (!json_is_object(req) || !action || strcmp(action, put ? "write" : "download") != 0) {
                 json_decref(req);

@@ -4,8 +4,11 @@
  * not a worker as well.
  *
  * One HTTP/1.0 request per connection, from nginx only: a GET or a PUT (with a
- * Content-Length) of /fs?r=<the fs request, JSON, percent-encoded>. The worker checked the
- * client, its key and its query, and wrote that request (api_fs_raw_route); init_fs.c serves
+ * Content-Length) of /fs?t=<token>&r=<the fs request, JSON, percent-encoded>. The worker
+ * checked the client, its key and its query, and wrote that request (api_fs_raw_route), with
+ * the sandbox's token: the group that may connect to the socket is nginx's, but only the
+ * workers can make the token (an HMAC of the sandbox's id under the node's secret), so a
+ * process of that group gets no further than a 403. init_fs.c serves
  * it as any fs request, as the requesting user, and answers through the functions here: a
  * file as the body (sendfile), an upload's entry as JSON (201), an error as Warren's JSON
  * error with its status. */
@@ -24,6 +27,10 @@ struct http_link {
         char *pre;           /* body bytes that came with the head */
         size_t pre_len, pre_off;
 };
+
+/* The token requests must carry, from the environment the sandbox started with (init.c);
+ * without one, every request is refused. */
+void http_set_token(const char *token);
 
 /* Reads the request on fd: its fs request, and the body's length. On a malformed one, answers
  * 400 and ends the process. */

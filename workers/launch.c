@@ -51,6 +51,7 @@
 #include <unistd.h>
 
 #include "cleanup.h"
+#include "protocol.h"
 #include "syscall_filter.h"
 
 #define P PATH_MAX
@@ -533,7 +534,9 @@ static char filter_error[SECCOMP_ERR_MAX];
 static pthread_once_t filter_once = PTHREAD_ONCE_INIT;
 
 /* The sandbox's environment as NAME=value strings, each ending in NUL, in a sealed memfd. */
-static int env_memfd(char *const *env)
+/* The sandbox's environment, and after it the files.sock token under a name no variable can
+ * have (init.c takes it out before anything runs). */
+static int env_memfd(char *const *env, const char *files_token)
 {
         _cleanup_close_ int fd = memfd_create("warren-sandbox-env", MFD_CLOEXEC | MFD_ALLOW_SEALING);
         if (fd < 0)
@@ -543,6 +546,8 @@ static int env_memfd(char *const *env)
                 if (write(fd, *e, n) != (ssize_t)n)
                         return -EIO;
         }
+        if (files_token && dprintf(fd, "%s%s%c", FILES_TOKEN_ENTRY, files_token, 0) < 0)
+                return -EIO;
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) < 0)
                 return -errno;
         return TAKE_FD(fd);
@@ -753,7 +758,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
                 return -EINVAL;
         }
         plan->filter_fd = filter_fd;
-        env_fd = env_memfd(s->env);
+        env_fd = env_memfd(s->env, s->files_token);
         if (env_fd < 0) {
                 snprintf(err, LAUNCH_ERR_MAX, "pass the sandbox's environment: %s", strerror(-env_fd));
                 return env_fd;

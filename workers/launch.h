@@ -34,6 +34,8 @@ struct launch_spec {
         const char *address;      /* the sandbox's address, for /etc/hosts (NULL: none) */
         const char *nameserver;   /* for /etc/resolv.conf (NULL: none) */
         gid_t files_group;        /* nginx's group: it may connect to files.sock (0: root only) */
+        const char *files_token;  /* what the agent asks of requests on files.sock (NULL: it
+                                     takes none) */
         bool own_child;           /* the caller reaps it (the master); else it becomes the
                                      caller's parent's child (CLONE_PARENT: a worker's parent
                                      is the master) */

@@ -17,6 +17,11 @@
 
 #define FRAME_MAX_PAYLOAD (16u << 20)
 
+/* The last entry of the environment a sandbox starts with (launch.c) is not a variable but
+ * the token the agent asks of requests on files.sock (init_http.h); the name cannot be a
+ * variable's, and warren-init takes the entry out before anything runs. */
+#define FILES_TOKEN_ENTRY "warren.files_token="
+
 enum frame_type {
         FRAME_REQUEST = 1,   /* host -> agent: JSON */
         FRAME_STDIN = 2,     /* host -> agent: raw bytes */

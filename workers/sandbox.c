@@ -4,6 +4,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <pthread.h>
 #include <signal.h>
@@ -18,6 +19,7 @@
 
 #include "cgroup.h"
 #include "cleanup.h"
+#include "hash.h"
 #include "ids.h"
 #include "json_fields.h"
 #include "keys.h"
@@ -232,6 +234,53 @@ static void remove_dir(struct sandbox_ctx *sc, const char *id)
         rmdir(dir);
 }
 
+/* The node's secret for files.sock tokens: 32 random bytes in <state>/files.secret, made by
+ * the first process that needs it and read once per process. */
+static const char *secret_state_dir;
+static unsigned char files_secret[32];
+static bool files_secret_ok;
+
+static void files_secret_load(void)
+{
+        char path[PATH_MAX], tmp[PATH_MAX + 32];
+        snprintf(path, sizeof path, "%.4000s/files.secret", secret_state_dir);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                unsigned char fresh[32];
+                snprintf(tmp, sizeof tmp, "%s.%d", path, (int)getpid());
+                int w = getrandom(fresh, sizeof fresh, 0) == (ssize_t)sizeof fresh
+                            ? open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+                            : -1;
+                if (w >= 0) {
+                        bool written = write(w, fresh, sizeof fresh) == (ssize_t)sizeof fresh;
+                        close(w);
+                        if (written)
+                                (void)link(tmp, path); /* EEXIST: another process made it first */
+                        unlink(tmp);
+                }
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
+        if (fd >= 0) {
+                files_secret_ok = read(fd, files_secret, sizeof files_secret) == (ssize_t)sizeof files_secret;
+                close(fd);
+        }
+}
+
+/* The token a sandbox's agent asks of every request on its files.sock (init_http.h): an HMAC
+ * of its id under the node's secret, so it needs storing nowhere and survives a restart.
+ * Whoever may connect to the socket without being nginx cannot make it. -EIO when there is
+ * no secret. */
+static int files_token(struct sandbox_ctx *sc, const char *id, char out[SHA256_HEX_LEN + 1])
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        secret_state_dir = sc->cfg->state_dir;
+        pthread_once(&once, files_secret_load);
+        if (!files_secret_ok)
+                return -EIO;
+        hmac_sha256_hex(files_secret, sizeof files_secret, id, strlen(id), out);
+        return 0;
+}
+
 /* nginx's group, which may connect to a sandbox's files.sock; looked up once per process
  * (0: none, root only). */
 static const char *files_group_name;
@@ -333,6 +382,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         network_address_text(&net, uid_slot, address);
         network_gateway_text(&net, gateway);
         char **env = env_array(spec->env);
+        char token[SHA256_HEX_LEN + 1];
         struct launch_spec ls = {
             .id = id,
             .sandbox_dir = dir,
@@ -347,6 +397,7 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
             .address = address,
             .nameserver = gateway,
             .files_group = files_group(sc->cfg),
+            .files_token = files_token(sc, id, token) == 0 ? token : NULL,
         };
         pid_t pid;
         char lerr[LAUNCH_ERR_MAX];
@@ -803,7 +854,7 @@ int sandbox_address(struct sandbox_ctx *sc, const char *key_id, const char *id, 
 }
 
 int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char *id, char *buf, size_t size,
-                         char err[SANDBOX_ERR_MAX])
+                         char token[SHA256_HEX_LEN + 1], char err[SANDBOX_ERR_MAX])
 {
         struct record rec;
         int r = record_load_active(sc, key_id, id, &rec, err);
@@ -820,6 +871,10 @@ int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char 
         if (stat(buf, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_gid == 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' has no files socket nginx may use", id);
                 return -ENOENT;
+        }
+        if (files_token(sc, id, token) < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "the node's files.secret is missing");
+                return -EIO;
         }
         return 0;
 }

@@ -67,9 +67,10 @@ int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *
                         json_t **ret_info, char err[SANDBOX_ERR_MAX]);
 /* Where nginx hands a raw file transfer to the sandbox's agent directly: the path of its
  * files.sock. Negative when the worker must carry the transfer instead: the sandbox is not
- * running on this node (paused, elsewhere) or was started before agents took files. */
+ * running on this node (paused, elsewhere) or was started before agents took files. token:
+ * what the agent asks of each request on that socket. */
 int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char *id, char *buf, size_t size,
-                         char err[SANDBOX_ERR_MAX]);
+                         char token[65], char err[SANDBOX_ERR_MAX]);
 /* The sandbox's address on this node's bridge; -EREMOTE if it runs on another node. */
 int sandbox_address(struct sandbox_ctx *sc, const char *key_id, const char *id, char address[16],
                     char err[SANDBOX_ERR_MAX]);

@@ -9,6 +9,7 @@ import os
 import socket
 import subprocess
 import time
+import urllib.parse
 
 from harness import (SANITIZED, Node, delete_all_and_expect_nothing_left, expect, expect_error, main, test,
                      wait_until)
@@ -351,6 +352,20 @@ def raw_transfers_pass_nginx_and_the_agent_only_and_the_rest_goes_to_the_worker(
            [(a[0], a[2][:80]) for a in answers])
     expect(wait_until(lambda: node.request("DELETE", f"/v1/sandboxes/{own}", key=slow).status == 200,
                       timeout=10))
+    # files.sock takes nginx's group, but a process of that group is not nginx: without the
+    # sandbox's token (only the workers can make it) it gets a 403 and nothing is written.
+    sock = os.path.join(node.state, "sandboxes", sid, "files.sock")
+    request = urllib.parse.quote(json.dumps({"op": "fs", "action": "write", "path": "/root/planted", "user": "root"}))
+    probe = ("import socket, sys\n"
+             "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+             "s.sendall(sys.argv[2].encode()); print(s.recv(4096).decode().split('\\r\\n')[0])\n")
+    for target in (f"/fs?r={request}", f"/fs?t={'0' * 64}&r={request}", f"/fs?t=&r={request}"):
+        head = f"PUT {target} HTTP/1.0\r\nContent-Length: 1\r\n\r\nx"
+        out = subprocess.run(["setpriv", "--reuid=www-data", "--regid=www-data", "--clear-groups", "python3", "-c",
+                              probe, sock, head], capture_output=True, text=True, timeout=30)
+        expect(out.stdout.split()[1:2] in (["400"], ["403"]), (target[:20], out.stdout, out.stderr))
+    expect(node.shell(sid, "ls /root/planted", user="root").json["exit_code"] != 0, "a file was planted")
+    expect(oct(os.stat(os.path.join(node.state, "files.secret")).st_mode & 0o777) == "0o600")
     # The check itself is nginx's alone.
     r = node.request("GET", f"/v1/sandboxes/{sid}/fs/raw-route?path=/x")
     expect(r.status == 404 and "files.sock" not in r.body, r)
