@@ -397,10 +397,18 @@ static void write_frames(int fd, const char *path)
 static void write_body(int fd, const char *path)
 {
         static char buf[256 * 1024];
-        long n;
-        while ((n = http_body_read(http, buf, sizeof buf)) > 0)
+        long n = 0;
+        /* What came with the head first; the rest goes socket to file in the kernel, or
+         * through buf where splice is refused. */
+        while (http_body_buffered(http) && (n = http_body_read(http, buf, sizeof buf)) > 0)
                 write_out(fd, buf, (size_t)n, path);
-        if (n < 0)
+        int err = 0;
+        int r = n < 0 ? -1 : http_body_splice(http, fd, &err);
+        if (r == -2)
+                fail(err, "write", path);
+        while (r == 0 && (n = http_body_read(http, buf, sizeof buf)) > 0)
+                write_out(fd, buf, (size_t)n, path);
+        if (r < 0 || n < 0)
                 _exit(1); /* the client went away: what was written stays, as over frames */
 }
 

@@ -2,6 +2,7 @@
 #include "init_http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,6 +191,60 @@ long http_body_read(struct http_link *l, char *buf, size_t n)
                 l->body_left -= got;
                 return (long)got;
         }
+}
+
+bool http_body_buffered(const struct http_link *l)
+{
+        return l->pre_off < l->pre_len && l->body_left > 0;
+}
+
+#define PIPE_BYTES (1 << 20)
+
+int http_body_splice(struct http_link *l, int fd, int *err)
+{
+        if (l->body_left == 0)
+                return 1;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return 0;
+        fcntl(p[1], F_SETPIPE_SZ, PIPE_BYTES); /* more per call; the default 64 KiB works too */
+        int r = 1;
+        bool moved = false;
+        while (l->body_left > 0) {
+                if (wait_readable(l->fd, BODY_WAIT_MS) <= 0) {
+                        r = -1;
+                        break;
+                }
+                size_t want = l->body_left > PIPE_BYTES ? PIPE_BYTES : (size_t)l->body_left;
+                ssize_t in = splice(l->fd, NULL, p[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+                if (in < 0 && (errno == EINTR || errno == EAGAIN))
+                        continue;
+                if (in < 0 && !moved && errno == EINVAL) {
+                        r = 0;
+                        break;
+                }
+                if (in <= 0) {
+                        r = -1;
+                        break;
+                }
+                moved = true;
+                l->body_left -= in;
+                for (ssize_t left = in; left > 0;) {
+                        ssize_t out = splice(p[0], NULL, fd, NULL, (size_t)left, SPLICE_F_MOVE);
+                        if (out < 0 && errno == EINTR)
+                                continue;
+                        if (out <= 0) {
+                                *err = out < 0 ? errno : EIO;
+                                close(p[0]);
+                                close(p[1]);
+                                return -2;
+                        }
+                        left -= out;
+                }
+        }
+        close(p[0]);
+        close(p[1]);
+        return r;
 }
 
 static const char *reason(int status)

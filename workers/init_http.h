@@ -38,6 +38,13 @@ json_t *http_read_request(int fd, struct http_link *ret);
 
 /* Up to n bytes of the body; 0 at its end; -1 if nginx went away before its end. */
 long http_body_read(struct http_link *l, char *buf, size_t n);
+/* Whether body bytes that came with the head are still to be read (http_body_read first). */
+bool http_body_buffered(const struct http_link *l);
+/* The rest of the body into the file fd, through a pipe, never through user memory. 1 when it
+ * is all in; 0 when the kernel refuses to splice between these two (nothing was moved: read
+ * it instead); -1 if nginx went away before its end; -2 when the file refused a write
+ * (*err says why). */
+int http_body_splice(struct http_link *l, int fd, int *err);
 
 _Noreturn void http_answer_error(struct http_link *l, const char *code, const char *msg);
 _Noreturn void http_answer_json(struct http_link *l, int status, json_t *body);
