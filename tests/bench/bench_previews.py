@@ -116,6 +116,8 @@ http {{
             proxy_set_header Connection "";
             proxy_buffering off;
             proxy_buffer_size 64k;
+            proxy_buffers 16 64k;
+            proxy_busy_buffers_size 128k;
         }}
     }}
 }}
@@ -131,7 +133,7 @@ def bare_nginx(address):
     conf = os.path.join(work, "nginx.conf")
     with open(conf, "w") as f:
         f.write(BARE_NGINX.format(dir=work, address=address, port=port))
-    proc = subprocess.Popen(["nginx", "-c", conf, "-p", work], stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(["nginx", "-c", conf, "-p", work], stderr=open(os.path.join(work, "error.log"), "a"))
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
@@ -139,8 +141,8 @@ def bare_nginx(address):
             return proc, port, work
         except OSError:
             time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the bare nginx did not start")
+    proc.terminate()
+    raise RuntimeError("the bare nginx did not start: " + open(os.path.join(work, "error.log")).read()[-500:])
 
 
 def reload_times(node, since=0):
@@ -222,7 +224,7 @@ def main():
                 preview.append(wrk(f"http://127.0.0.1:{node.http_port}/big", args.seconds, host=host))
                 bare.append(wrk(f"http://127.0.0.1:{bare_port}/big", args.seconds))
         finally:
-            proc.kill()
+            proc.terminate()  # the master stops its worker (a killed master would leave it)
             proc.wait()
             shutil.rmtree(bare_dir, ignore_errors=True)
         d, p, b = pct(direct, 50), pct(preview, 50), pct(bare, 50)
