@@ -235,14 +235,17 @@ static int child_main(void *arg)
         }
         if (sethostname(p->hostname, strlen(p->hostname)) < 0)
                 child_fail(fd, errno, "set hostname");
-        int r = loopback_up();
-        if (r < 0)
-                child_fail(fd, -r, "bring up loopback");
-        /* The network namespace is the sandbox's own: any port in it may be bound by anyone
-         * inside (root inside holds no capability over this namespace). */
-        r = write_proc_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
-        if (r < 0)
-                child_fail(fd, -r, "allow low ports");
+        /* A namespace made for it came ready (network.c); a new, empty one is readied here:
+         * lo up, and any port in it may be bound by anyone inside (root inside holds no
+         * capability over this namespace). */
+        if (p->netns_fd < 0) {
+                int r = loopback_up();
+                if (r < 0)
+                        child_fail(fd, -r, "bring up loopback");
+                r = write_proc_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+                if (r < 0)
+                        child_fail(fd, -r, "allow low ports");
+        }
         set_rlimits(p->disk_bytes);
         /* pivot_root(".", ".") stacks the old root under the new one; detaching it leaves
          * only the sandbox's tree (crun's way, with no directory to create). */

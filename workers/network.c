@@ -400,6 +400,14 @@ static int netns_make(int *ret_nl, char err[NETWORK_ERR_MAX])
                 write_file("/proc/sys/net/ipv4/conf/all/accept_redirects", "0");
         if (r == 0)
                 write_file("/proc/sys/net/ipv4/conf/default/accept_redirects", "0");
+        /* Any port in it may be bound by anyone inside: root inside holds no capability over
+         * this namespace. */
+        if (r == 0)
+                r = write_file("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0");
+        /* lo up here, not in the sandbox's launch: its wiring runs alongside that launch, and
+         * both would wait for the kernel's one lock over links (rtnl). */
+        if (r == 0)
+                r = nl_link_set_index(nl, 1, true);
         if (setns(home, CLONE_NEWNET) < 0)
                 abort(); /* a request thread left in a sandbox's namespace must not go on */
         if (r < 0) {

@@ -87,6 +87,18 @@ def host_address():
 
 
 @test
+def loopback_is_up_and_any_port_is_the_users(ctx):
+    """The sandbox's namespace comes ready: lo up, and port 80 bindable by the unprivileged
+    user, as on a machine of one's own."""
+    node = ctx["node"]
+    sid = new_sandbox(node)["id"]
+    r = node.shell(sid, "python3 -c \"import socket; s = socket.socket(); s.bind(('0.0.0.0', 80)); s.listen(); "
+                        "socket.create_connection(('127.0.0.1', 80)); print('served')\"; id -un")
+    expect(r.json["stdout"] == "served\nuser\n", r)
+    node.request("DELETE", f"/v1/sandboxes/{sid}")
+
+
+@test
 def each_sandbox_has_its_own_address_and_files(ctx):
     node = ctx["node"]
     a, b = new_sandbox(node), new_sandbox(node)
