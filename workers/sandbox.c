@@ -345,6 +345,44 @@ static struct cgroup_limits limits_for(const struct sandbox_ctx *sc, const struc
         };
 }
 
+/* The sandbox's link, address and rules, made on a thread of their own while the calling
+ * thread launches the sandbox: neither needs the other (the namespace exists already), and
+ * each takes one to three milliseconds. */
+struct wiring {
+        const struct network *net;
+        const char *id;
+        long long slot;
+        int netns, inner_nl;
+        int r;
+        char err[NETWORK_ERR_MAX];
+        pthread_t thread;
+        bool threaded;
+};
+
+static void *wire_thread(void *arg)
+{
+        struct wiring *w = arg;
+        w->r = network_sandbox_wire(w->net, w->id, w->slot, w->netns, w->inner_nl, w->err);
+        return NULL;
+}
+
+/* The default stack: libnftables' parser is deep, and glibc keeps the stacks of ended
+ * threads for the next. */
+static void wiring_start(struct wiring *w)
+{
+        w->threaded = pthread_create(&w->thread, NULL, wire_thread, w) == 0;
+}
+
+/* Waits for the wiring (or does it here, if no thread could be made); its result. */
+static int wiring_finish(struct wiring *w)
+{
+        if (w->threaded)
+                pthread_join(w->thread, NULL);
+        else
+                wire_thread(w);
+        return w->r;
+}
+
 static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
                          long long uid_slot, struct cgroup **ret_cg, pid_t *ret_pid,
                          char err[SANDBOX_ERR_MAX])
@@ -381,6 +419,9 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         }
         network_address_text(&net, uid_slot, address);
         network_gateway_text(&net, gateway);
+        struct wiring wiring = {
+            .net = &net, .id = id, .slot = uid_slot, .netns = netns, .inner_nl = inner_nl};
+        wiring_start(&wiring);
         char **env = env_array(spec->env);
         char token[SHA256_HEX_LEN + 1];
         struct launch_spec ls = {
@@ -403,21 +444,15 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         char lerr[LAUNCH_ERR_MAX];
         r = sandbox_launch(&ls, &pid, lerr);
         env_free(env);
-        if (r < 0) {
-                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", lerr);
-                cgroup_destroy(cg, cgerr);
+        /* Only init runs in the sandbox until the create has answered, so the link, address
+         * and rules need only be in before the ping. On any failure the caller releases the
+         * slot, and with it the link and rules. */
+        int wired = wiring_finish(&wiring);
+        if (r < 0 || wired < 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", r < 0 ? lerr : wiring.err);
+                cgroup_destroy(cg, cgerr); /* kills the sandbox, if it started */
                 cgroup_free(cg);
-                return r;
-        }
-        /* The link, its address and its rules go in while the sandbox's init starts (they
-         * take about as long): only init runs in there until the create has answered. On
-         * any failure here the caller releases the slot, and with it the link and rules. */
-        r = network_sandbox_wire(&net, id, uid_slot, netns, inner_nl, nerr);
-        if (r < 0) {
-                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", nerr);
-                cgroup_destroy(cg, cgerr);
-                cgroup_free(cg);
-                return r;
+                return r < 0 ? r : wired;
         }
         char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
         agent_path(sc, id, sock, sizeof sock);
