@@ -57,21 +57,35 @@ const char *file_content_type(const char *name, const char *head, size_t n)
 
 void file_disposition(const char *name, char out[FILE_DISPOSITION_MAX])
 {
-        char plain[256], encoded[800];
-        size_t p = 0, e = 0;
+        char plain[256], encoded[800], cut[256];
+        size_t p = 0;
         for (const unsigned char *c = (const unsigned char *)name; *c && p < sizeof plain - 1; c++)
                 plain[p++] = (*c >= 0x20 && *c < 0x7f && *c != '"' && *c != '\\') ? (char)*c : '_';
         plain[p] = 0;
-        for (const unsigned char *c = (const unsigned char *)name; *c && e < sizeof encoded - 4; c++) {
-                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                    strchr("-._~", *c))
-                        encoded[e++] = (char)*c;
-                else
-                        e += (size_t)snprintf(encoded + e, sizeof encoded - e, "%%%02X", *c);
-        }
-        encoded[e] = 0;
+        /* A name of 255 bytes fits encoded; a longer one is cut first. */
+        snprintf(cut, sizeof cut, "%s", name);
+        if (url_encode(cut, encoded, sizeof encoded) < 0)
+                encoded[0] = 0;
         snprintf(out, FILE_DISPOSITION_MAX, "attachment; filename=\"%s\"; filename*=UTF-8''%s", plain,
                  encoded);
+}
+
+long url_encode(const char *in, char *out, size_t size)
+{
+        size_t n = 0;
+        for (const unsigned char *c = (const unsigned char *)in; *c; c++) {
+                if (n + 4 > size)
+                        return -1;
+                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                    strchr("-._~", *c))
+                        out[n++] = (char)*c;
+                else
+                        n += (size_t)snprintf(out + n, size - n, "%%%02X", *c);
+        }
+        if (n >= size)
+                return -1;
+        out[n] = 0;
+        return (long)n;
 }
 
 int file_error_status(const char *code)

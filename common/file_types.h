@@ -15,5 +15,9 @@ const char *file_content_type(const char *name, const char *head, size_t n);
  * and the name itself in filename*. */
 void file_disposition(const char *name, char out[FILE_DISPOSITION_MAX]);
 
+/* in, percent-encoded (all but RFC 3986's unreserved characters) into out; its length, or -1
+ * when it does not fit in size bytes. */
+long url_encode(const char *in, char *out, size_t size);
+
 /* The HTTP status of an error code of warren-init's file operations (init_fs.c). */
 int file_error_status(const char *code);

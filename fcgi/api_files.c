@@ -493,15 +493,8 @@ int api_fs_raw_route(struct http_ctx *ctx)
                 return http_respond_error(ctx, 403, "%s", r < 0 ? err : "out of memory");
         char target[FILES_TARGET_MAX];
         size_t n = (size_t)snprintf(target, sizeof target, "unix:%s:/fs?t=%s&r=", sock, token);
-        for (const unsigned char *c = (const unsigned char *)text; *c && n + 4 < sizeof target; c++) {
-                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                    strchr("-._~", *c))
-                        target[n++] = (char)*c;
-                else
-                        n += (size_t)snprintf(target + n, sizeof target - n, "%%%02X", *c);
-        }
-        target[n] = 0;
-        if (n + 4 >= sizeof target) /* a path of thousands of escapes: the worker carries it */
+        if (n >= sizeof target || url_encode(text, target + n, sizeof target - n) < 0)
+                /* a path of thousands of escapes: the worker carries it */
                 return http_respond_error(ctx, 403, "the request is too long to hand over");
         http_add_header(ctx, "X-Warren-Files-Target: %s", target);
         return http_respond_json(ctx, 200, json_pack("{s:b}", "direct", 1));
