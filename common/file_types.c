@@ -47,9 +47,10 @@ const char *file_content_type(const char *name, const char *head, size_t n)
                 return "application/octet-stream";
         size_t len = n > 1024 ? 1024 : n;
         json_t *t = json_stringn(head, len);
-        /* A cut at 1 KiB may split a character: then the shorter prefixes decide. */
-        for (size_t cut = len; !t && cut > 0 && cut + 4 > len; cut--)
-                t = json_stringn(head, cut - 1);
+        /* 1 KiB of a longer file may end inside a character: then up to 3 bytes less decide
+         * (never all of it: a short file of bytes that are not UTF-8 is not text). */
+        for (size_t drop = 1; !t && n >= 1024 && drop <= 3; drop++)
+                t = json_stringn(head, len - drop);
         bool text = t != NULL;
         json_decref(t);
         return text ? "text/plain; charset=utf-8" : "application/octet-stream";
@@ -74,10 +75,11 @@ long url_encode(const char *in, char *out, size_t size)
 {
         size_t n = 0;
         for (const unsigned char *c = (const unsigned char *)in; *c; c++) {
-                if (n + 4 > size)
+                bool plain = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+                             (*c >= '0' && *c <= '9') || strchr("-._~", *c);
+                if (n + (plain ? 1 : 3) + 1 > size) /* and the NUL */
                         return -1;
-                if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
-                    strchr("-._~", *c))
+                if (plain)
                         out[n++] = (char)*c;
                 else
                         n += (size_t)snprintf(out + n, size - n, "%%%02X", *c);
