@@ -1,6 +1,7 @@
 /* See file_types.h. */
 #include "file_types.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -88,6 +89,43 @@ long url_encode(const char *in, char *out, size_t size)
                 return -1;
         out[n] = 0;
         return (long)n;
+}
+
+static int hex_value(char c)
+{
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int url_decode(const char *src, size_t n, char *dst, size_t size)
+{
+        size_t o = 0;
+        for (size_t i = 0; i < n; i++) {
+                if (o + 1 >= size)
+                        return -E2BIG;
+                char c = src[i];
+                if (c == '+') {
+                        c = ' ';
+                } else if (c == '%') {
+                        if (i + 2 >= n)
+                                return -EINVAL;
+                        int hi = hex_value(src[i + 1]), lo = hex_value(src[i + 2]);
+                        if (hi < 0 || lo < 0)
+                                return -EINVAL;
+                        c = (char)(hi * 16 + lo);
+                        if (c == 0)
+                                return -EINVAL;
+                        i += 2;
+                }
+                dst[o++] = c;
+        }
+        dst[o] = 0;
+        return 0;
 }
 
 int file_error_status(const char *code)

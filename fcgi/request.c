@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "errors.h"
+#include "file_types.h"
 #include "json_fields.h"
 
 static const char *param(char **envp, const char *name)
@@ -217,44 +218,6 @@ int http_respond_error(struct http_ctx *ctx, int status, const char *fmt, ...)
         if (!body)
                 return -ENOMEM;
         return http_respond_json(ctx, status, body);
-}
-
-static int hex_value(char c)
-{
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
-/* Decodes src[0..n) into dst (size bytes). */
-static int url_decode(const char *src, size_t n, char *dst, size_t size)
-{
-        size_t o = 0;
-        for (size_t i = 0; i < n; i++) {
-                if (o + 1 >= size)
-                        return -E2BIG;
-                char c = src[i];
-                if (c == '+') {
-                        c = ' ';
-                } else if (c == '%') {
-                        if (i + 2 >= n)
-                                return -EINVAL;
-                        int hi = hex_value(src[i + 1]), lo = hex_value(src[i + 2]);
-                        if (hi < 0 || lo < 0)
-                                return -EINVAL;
-                        c = (char)(hi * 16 + lo);
-                        if (c == 0)
-                                return -EINVAL;
-                        i += 2;
-                }
-                dst[o++] = c;
-        }
-        dst[o] = 0;
-        return 0;
 }
 
 int http_query_foreach(const struct http_request *req,

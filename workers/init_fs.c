@@ -31,7 +31,6 @@
 
 static int conn = -1;
 static struct http_link *http; /* set: nginx asked over files.sock, and is answered in HTTP */
-static bool http_conn;         /* forking for such a connection (no frames on it) */
 
 static const char *code_of(int err)
 {
@@ -762,18 +761,13 @@ static _Noreturn void serve(json_t *req)
 }
 
 /* The child that serves conn: nothing of warren-init's but this connection, default
- * signals. Returns in the child only; false in warren-init (the caller closes its copy). */
-static bool fork_server(int fd)
+ * signals. fork's answer: 0 in the child, which goes on to serve; in warren-init the child's
+ * pid (the caller closes its copy of conn), or -1. */
+static pid_t fork_server(int fd)
 {
         pid_t pid = fork();
-        if (pid < 0) {
-                if (!http_conn)
-                        frame_send_error(fd, "internal", "cannot start a file operation: %s",
-                                         strerror(errno));
-                return false;
-        }
-        if (pid > 0)
-                return false;
+        if (pid != 0)
+                return pid;
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -784,24 +778,25 @@ static bool fork_server(int fd)
         close_range((unsigned)fd + 1, ~0U, 0);
         conn = fd;
         fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) & ~O_NONBLOCK);
-        return true;
+        return 0;
 }
 
 bool fs_handle(int fd, const char *op, json_t *req)
 {
         if (strcmp(op, "fs") != 0)
                 return false;
-        if (fork_server(fd))
+        pid_t pid = fork_server(fd);
+        if (pid < 0)
+                frame_send_error(fd, "internal", "cannot start a file operation: %s", strerror(errno));
+        if (pid == 0)
                 serve(req);
         return true;
 }
 
+/* A failed fork leaves nginx a closed connection: a 502, which it answers as its own. */
 void fs_handle_http(int fd)
 {
-        http_conn = true;
-        bool child = fork_server(fd);
-        http_conn = false;
-        if (!child)
+        if (fork_server(fd) != 0)
                 return;
         static struct http_link link;
         json_t *req = http_read_request(fd, &link);

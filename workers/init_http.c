@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "errors.h"
 #include "file_types.h"
 
 #define HEAD_MAX     (32 * 1024)
@@ -38,33 +39,6 @@ static void write_all(int fd, const char *buf, size_t n)
                 buf += w;
                 n -= (size_t)w;
         }
-}
-
-static int hex(int c)
-{
-        return c >= '0' && c <= '9'   ? c - '0'
-               : c >= 'a' && c <= 'f' ? c - 'a' + 10
-               : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                      : -1;
-}
-
-/* Percent-decodes s in place; -1 on a bad escape or a NUL. */
-static int unescape(char *s)
-{
-        char *out = s;
-        for (; *s; s++) {
-                if (*s != '%') {
-                        *out++ = *s;
-                        continue;
-                }
-                int hi = hex(s[1]), lo = hi < 0 ? -1 : hex(s[2]);
-                if (lo < 0 || (hi == 0 && lo == 0))
-                        return -1;
-                *out++ = (char)(hi << 4 | lo);
-                s += 2;
-        }
-        *out = 0;
-        return 0;
 }
 
 static char token[65];
@@ -106,12 +80,13 @@ static json_t *parse_head(struct http_link *l, char *head)
         if (!put && strcmp(method, "GET") != 0)
                 bad(l, "only GET and PUT are served here");
         char *amp = strncmp(target, "/fs?t=", 6) == 0 ? strchr(target + 6, '&') : NULL;
-        if (!amp || strncmp(amp, "&r=", 3) != 0 || unescape(amp + 3) < 0)
+        if (!amp || strncmp(amp, "&r=", 3) != 0 ||
+            url_decode(amp + 3, strlen(amp + 3), amp + 3, strlen(amp + 3) + 1) < 0)
                 bad(l, "the target must be /fs?t=<token>&r=<request>");
         if (!token_matches(target + 6, (size_t)(amp - target - 6)))
                 http_answer_error(l, "permission_denied", "this request does not carry the sandbox's token");
         char *request = amp + 3;
-        l->body_left = put ? -1 : 0;
+        /* No Content-Length, no body: nginx sends an HTTP/1.0 body only with its length. */
         for (char *h = line_end + 2; *h;) {
                 char *end = strstr(h, "\r\n");
                 if (!end)
@@ -130,8 +105,6 @@ static json_t *parse_head(struct http_link *l, char *head)
                 }
                 h = end + 2;
         }
-        if (l->body_left < 0) /* nginx sends an HTTP/1.0 body only with its length: none */
-                l->body_left = 0;
         json_t *req = json_loads(request, 0, NULL);
         const char *action = json_string_value(json_object_get(req, "action"));
         if (!json_is_object(req) || !action || strcmp(action, put ? "write" : "download") != 0) {
@@ -247,30 +220,6 @@ int http_body_splice(struct http_link *l, int fd, int *err)
         return r;
 }
 
-static const char *reason(int status)
-{
-        switch (status) {
-        case 200:
-                return "OK";
-        case 201:
-                return "Created";
-        case 400:
-                return "Bad Request";
-        case 403:
-                return "Forbidden";
-        case 404:
-                return "Not Found";
-        case 409:
-                return "Conflict";
-        case 413:
-                return "Payload Too Large";
-        case 507:
-                return "Insufficient Storage";
-        default:
-                return "Error";
-        }
-}
-
 /* After an answer that comes before the whole body (an error), the rest is read and dropped
  * for a while, so that nginx, still sending it, reads the answer instead of a reset. */
 static _Noreturn void finish(struct http_link *l)
@@ -292,7 +241,7 @@ _Noreturn void http_answer_json(struct http_link *l, int status, json_t *body)
         int n = snprintf(head, sizeof head,
                          "HTTP/1.0 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
                          "Cache-Control: no-store\r\n\r\n",
-                         status, reason(status), strlen(text) + 1);
+                         status, http_reason(status), strlen(text) + 1);
         write_all(l->fd, head, (size_t)n);
         write_all(l->fd, text, strlen(text));
         write_all(l->fd, "\n", 1);
@@ -302,7 +251,8 @@ _Noreturn void http_answer_json(struct http_link *l, int status, json_t *body)
 
 _Noreturn void http_answer_error(struct http_link *l, const char *code, const char *msg)
 {
-        http_answer_json(l, file_error_status(code), json_pack("{s:s, s:s}", "error", msg, "code", code));
+        int status = file_error_status(code);
+        http_answer_json(l, status, error_family_native.render(status, code, msg, NULL));
 }
 
 _Noreturn void http_answer_file(struct http_link *l, int fd, const struct stat *st, const char *name)

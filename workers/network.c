@@ -460,7 +460,7 @@ static int link_address(const struct network *n, long long slot, int inner_nl, c
         /* A /32 and an on-link default route: everything a sandbox sends, to another sandbox
          * too, goes to the gateway, where the node's rules refuse it at once (a shared prefix
          * would have it ask the isolated bridge for its neighbours and time out). lo is up
-         * already: the sandbox's launch brings it up. */
+         * already: the namespace came with it (netns_make). */
         int r = nl_addr_add(inner_nl, 2, htonl(slot_address(n, slot)), 32);
         if (r == 0)
                 r = nl_link_set_index(inner_nl, 2, true);

@@ -52,9 +52,16 @@ static void sandbox_dir(struct sandbox_ctx *sc, const char *id, char *buf, size_
         snprintf(buf, size, "%.3000s/sandboxes/%.31s", sc->cfg->state_dir, id);
 }
 
+/* One of the agent's sockets in the sandbox's host directory: agent.sock or files.sock. */
+static void agent_socket_path(struct sandbox_ctx *sc, const char *id, const char *name, char *buf,
+                              size_t size)
+{
+        snprintf(buf, size, "%.3000s/sandboxes/%.31s/%s", sc->cfg->state_dir, id, name);
+}
+
 static void agent_path(struct sandbox_ctx *sc, const char *id, char *buf, size_t size)
 {
-        snprintf(buf, size, "%.3000s/sandboxes/%.31s/agent.sock", sc->cfg->state_dir, id);
+        agent_socket_path(sc, id, "agent.sock", buf, size);
 }
 
 /* --- the record ---------------------------------------------------------------------- */
@@ -234,16 +241,23 @@ static void remove_dir(struct sandbox_ctx *sc, const char *id)
         rmdir(dir);
 }
 
-/* The node's secret for files.sock tokens: 32 random bytes in <state>/files.secret, made by
- * the first process that needs it and read once per process. */
-static const char *secret_state_dir;
-static unsigned char files_secret[32];
-static bool files_secret_ok;
+/* What a sandbox's files.sock needs of the node, found once per process: nginx's group,
+ * which may connect to it (0: not found, root only), and the node's secret for its tokens,
+ * 32 random bytes in <state>/files.secret that the first process to need them makes. */
+static struct {
+        const struct warren_config *cfg;
+        gid_t group;
+        unsigned char secret[32];
+        bool secret_ok;
+} files_access;
 
-static void files_secret_load(void)
+static void files_access_load(void)
 {
-        char path[PATH_MAX], tmp[PATH_MAX + 32];
-        snprintf(path, sizeof path, "%.4000s/files.secret", secret_state_dir);
+        struct group g, *found = NULL;
+        char buf[4096], path[PATH_MAX], tmp[PATH_MAX + 32];
+        if (getgrnam_r(files_access.cfg->socket_group, &g, buf, sizeof buf, &found) == 0 && found)
+                files_access.group = found->gr_gid;
+        snprintf(path, sizeof path, "%.4000s/files.secret", files_access.cfg->state_dir);
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0 && errno == ENOENT) {
                 unsigned char fresh[32];
@@ -261,9 +275,17 @@ static void files_secret_load(void)
                 fd = open(path, O_RDONLY | O_CLOEXEC);
         }
         if (fd >= 0) {
-                files_secret_ok = read(fd, files_secret, sizeof files_secret) == (ssize_t)sizeof files_secret;
+                files_access.secret_ok = read(fd, files_access.secret, sizeof files_access.secret) ==
+                                         (ssize_t)sizeof files_access.secret;
                 close(fd);
         }
+}
+
+static void files_access_once(const struct warren_config *cfg)
+{
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        files_access.cfg = cfg;
+        pthread_once(&once, files_access_load);
 }
 
 /* The token a sandbox's agent asks of every request on its files.sock (init_http.h): an HMAC
@@ -272,34 +294,17 @@ static void files_secret_load(void)
  * no secret. */
 static int files_token(struct sandbox_ctx *sc, const char *id, char out[SHA256_HEX_LEN + 1])
 {
-        static pthread_once_t once = PTHREAD_ONCE_INIT;
-        secret_state_dir = sc->cfg->state_dir;
-        pthread_once(&once, files_secret_load);
-        if (!files_secret_ok)
+        files_access_once(sc->cfg);
+        if (!files_access.secret_ok)
                 return -EIO;
-        hmac_sha256_hex(files_secret, sizeof files_secret, id, strlen(id), out);
+        hmac_sha256_hex(files_access.secret, sizeof files_access.secret, id, strlen(id), out);
         return 0;
-}
-
-/* nginx's group, which may connect to a sandbox's files.sock; looked up once per process
- * (0: none, root only). */
-static const char *files_group_name;
-static gid_t files_gid;
-
-static void files_group_lookup(void)
-{
-        struct group g, *found = NULL;
-        char buf[4096];
-        if (getgrnam_r(files_group_name, &g, buf, sizeof buf, &found) == 0 && found)
-                files_gid = found->gr_gid;
 }
 
 static gid_t files_group(const struct warren_config *cfg)
 {
-        static pthread_once_t once = PTHREAD_ONCE_INIT;
-        files_group_name = cfg->socket_group;
-        pthread_once(&once, files_group_lookup);
-        return files_gid;
+        files_access_once(cfg);
+        return files_access.group;
 }
 
 static char **env_array(json_t *env)
@@ -899,7 +904,7 @@ int sandbox_files_socket(struct sandbox_ctx *sc, const char *key_id, const char 
                 snprintf(err, SANDBOX_ERR_MAX, "sandbox '%s' is %s on node %s", id, rec.status, rec.node_id);
                 return -EAGAIN;
         }
-        snprintf(buf, size, "%.3000s/sandboxes/%.31s/files.sock", sc->cfg->state_dir, id);
+        agent_socket_path(sc, id, "files.sock", buf, size);
         struct stat st;
         /* Started before agents took files, or nginx's group was not found then (the socket is
          * root's alone): the worker carries the transfer. */
