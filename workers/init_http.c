@@ -251,8 +251,11 @@ _Noreturn void http_answer_json(struct http_link *l, int status, json_t *body)
 
 _Noreturn void http_answer_error(struct http_link *l, const char *code, const char *msg)
 {
+        /* As the worker answers an agent's error: the status from its code, and the status's
+         * word as the answer's code (errors.c), so both ways of a transfer say the same. */
         int status = file_error_status(code);
-        http_answer_json(l, status, error_family_native.render(status, code, msg, NULL));
+        http_answer_json(l, status,
+                         error_family_native.render(status, error_code_for_status(status), msg, NULL));
 }
 
 _Noreturn void http_answer_file(struct http_link *l, int fd, const struct stat *st, const char *name)

@@ -295,14 +295,22 @@ def raw_transfers_pass_nginx_and_the_agent_only_and_the_rest_goes_to_the_worker(
     status, h, body = raw(node, "GET", sid, "path=/root/r.bin&user=root")
     expect((status, body, h["content-type"]) == (200, b"\0\1\2", "application/octet-stream"), (status, h))
     # The agent's refusals, in Warren's JSON, with their statuses.
-    for method, query, want, code in [("GET", "path=/nope", 404, "not_found"),
-                                      ("GET", "path=/home/user/raw", 400, "is_a_directory"),
-                                      ("GET", "path=/root/r.bin", 403, "permission_denied"),
-                                      ("PUT", "path=/etc/passwd", 403, "permission_denied"),
-                                      ("PUT", "path=/home/user/raw/a%20b.txt/x", 400, "not_a_directory")]:
+    # The same words as every native error (and as the worker's route, which a chunked upload
+    # takes): the status's, with what was wrong in the message.
+    for method, query, want, code, words in [
+            ("GET", "path=/nope", 404, "not_found", "No such file"),
+            ("GET", "path=/home/user/raw", 400, "bad_request", "directory"),
+            ("GET", "path=/root/r.bin", 403, "forbidden", "Permission denied"),
+            ("PUT", "path=/etc/passwd", 403, "forbidden", "Permission denied"),
+            ("PUT", "path=/home/user/raw/a%20b.txt/x", 400, "bad_request", "Not a directory")]:
         status, h, body = raw(node, method, sid, query, b"x" if method == "PUT" else None)
-        expect(status == want and json.loads(body)["code"] == code and h.get("x-warren-transfer") == "direct",
-               (method, query, status, body))
+        answer = json.loads(body)
+        expect(status == want and answer["code"] == code and words in answer["error"] and
+               h.get("x-warren-transfer") == "direct", (method, query, status, body))
+        if method == "PUT":
+            by_worker = raw(node, method, sid, query, b"xxxxxxx", chunked=True)
+            expect(by_worker[0] == status and json.loads(by_worker[2]) == answer and
+                   "x-warren-transfer" not in by_worker[1], (by_worker, answer))
     # Refused before a large body is through: the answer still arrives whole.
     status, h, body = raw(node, "PUT", sid, "path=/proc/nope/x", b"y" * (8 << 20))
     expect(status in (403, 404) and json.loads(body)["error"], (status, body))
