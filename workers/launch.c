@@ -36,12 +36,14 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -643,9 +645,15 @@ static int write_id_map(pid_t pid, const char *which, unsigned base)
         return 0;
 }
 
+/* The helper holds the namespace until userns_make kills it, or until the process that made
+ * it dies (a warrend killed with -9 in between): a copy of its descriptors, the host-wide
+ * nftables lock among them, must not outlive warrend. Raw system calls: it shares warrend's
+ * memory. */
 static int hold_userns(void *arg)
 {
-        (void)arg;
+        syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+        if (syscall(SYS_getppid) != (pid_t)(intptr_t)arg) /* gone before the line above */
+                syscall(SYS_exit, 0);
         for (;;)
                 pause();
         return 0;
@@ -662,7 +670,8 @@ static int userns_make(unsigned base, char err[LAUNCH_ERR_MAX])
             mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
         if (stack == MAP_FAILED)
                 return -errno;
-        pid_t pid = clone(hold_userns, (char *)stack + stack_size, CLONE_VM | CLONE_NEWUSER | SIGCHLD, NULL);
+        pid_t pid = clone(hold_userns, (char *)stack + stack_size, CLONE_VM | CLONE_NEWUSER | SIGCHLD,
+                          (void *)(intptr_t)getpid());
         if (pid < 0) {
                 int r = -errno;
                 munmap(stack, stack_size);

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -157,7 +156,11 @@ static struct nft_ctx *nft;
  * changes the ruleset under one lock file: libnftables reads the kernel's ruleset into its
  * cache before each change, and a change made by another process during that read fails
  * it. Whatever else edits nftables on the host can still interrupt one, so a failed run is
- * tried again a few times before it counts. */
+ * tried again a few times before it counts.
+ * A POSIX lock, not flock: it belongs to this process alone. A flock belongs to the open
+ * file, which every process cloned meanwhile (a sandbox before its exec, the user namespace
+ * helper) holds a copy of; one such copy left behind by a warrend killed with -9 once kept
+ * the lock, and every node on the host waited on it for good. */
 #define NFT_LOCK_PATH "/run/lock/warren-nftables.lock"
 
 static int nft_lock_fd = -1;
@@ -166,8 +169,9 @@ static void nft_host_lock(bool take)
 {
         if (nft_lock_fd < 0)
                 nft_lock_fd = open(NFT_LOCK_PATH, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        struct flock lock = {.l_type = take ? F_WRLCK : F_UNLCK, .l_whence = SEEK_SET};
         if (nft_lock_fd >= 0)
-                while (flock(nft_lock_fd, take ? LOCK_EX : LOCK_UN) < 0 && errno == EINTR)
+                while (fcntl(nft_lock_fd, F_SETLKW, &lock) < 0 && errno == EINTR)
                         ;
 }
 
