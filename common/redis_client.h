@@ -43,6 +43,8 @@ void redis_client_prefetch(struct redis_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void redis_client_prefetch_end(struct redis_client *c);
 
+/* Runs a script. args holds the nkeys key names followed by the script's other arguments;
+ * nargs counts all of them (so ELEMENTSOF(args), keys included). */
 int redis_client_script(struct redis_client *c, const struct redis_script *script, int nkeys, int nargs,
                         const char **args, redisReply **ret_reply, char err[REDIS_ERR_MAX]);
 

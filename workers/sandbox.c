@@ -845,7 +845,8 @@ static void note_stopping(struct sandbox_ctx *sc, const char *id)
         snprintf(now, sizeof now, "%lld", now_ms());
         const char *args[] = {key, now};
         _cleanup_reply_ redisReply *r = NULL;
-        redis_client_script(sc->redis, &redis_script_sandbox_stopping, 1, 1, args, &r, err);
+        redis_client_script(sc->redis, &redis_script_sandbox_stopping, 1, (int)ELEMENTSOF(args), args, &r,
+                            err);
 }
 
 int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, char err[SANDBOX_ERR_MAX])
