@@ -1,5 +1,7 @@
 /* Per-key counters of concurrent objects, checked and moved by Lua scripts in Redis so
- * that no number of workers or nodes can admit more than a key's limit. */
+ * that no number of workers or nodes can admit more than a key's limit. A sandbox takes its
+ * place in the quota inside sandbox_reserve.lua instead, in the same step as the record that
+ * holds it, so that a crash can never leave the count without the record. */
 #pragma once
 
 #include "redis_client.h"

@@ -23,14 +23,19 @@ extern const char warren_lua_quota_reserve[];
 extern const char warren_lua_quota_release[];
 extern const char warren_lua_sandbox_store[];
 extern const char warren_lua_sandbox_stopping[];
-extern const char warren_lua_pool_claim[];
+extern const char warren_lua_sandbox_reserve[];
+extern const char warren_lua_sandbox_settle_claim[];
+extern const char warren_lua_sandbox_settle[];
 
 const struct redis_script redis_script_auth_rate = {"auth_rate", warren_lua_auth_rate};
 const struct redis_script redis_script_quota_reserve = {"quota_reserve", warren_lua_quota_reserve};
 const struct redis_script redis_script_quota_release = {"quota_release", warren_lua_quota_release};
 const struct redis_script redis_script_sandbox_store = {"sandbox_store", warren_lua_sandbox_store};
 const struct redis_script redis_script_sandbox_stopping = {"sandbox_stopping", warren_lua_sandbox_stopping};
-const struct redis_script redis_script_pool_claim = {"pool_claim", warren_lua_pool_claim};
+const struct redis_script redis_script_sandbox_reserve = {"sandbox_reserve", warren_lua_sandbox_reserve};
+const struct redis_script redis_script_sandbox_settle_claim = {"sandbox_settle_claim",
+                                                               warren_lua_sandbox_settle_claim};
+const struct redis_script redis_script_sandbox_settle = {"sandbox_settle", warren_lua_sandbox_settle};
 
 struct redis_client {
         redisContext *ctx;
@@ -342,7 +347,7 @@ void redis_client_prefetch_end(struct redis_client *c)
 }
 
 /* SHA-1 of every script, computed once: EVALSHA sends 40 bytes instead of the script. */
-#define MAX_SCRIPTS 8
+#define MAX_SCRIPTS 16
 static struct {
         const struct redis_script *script;
         char sha[41];
@@ -351,9 +356,11 @@ static pthread_once_t script_shas_once = PTHREAD_ONCE_INIT;
 
 static void script_shas_init(void)
 {
-        const struct redis_script *all[] = {&redis_script_auth_rate,        &redis_script_quota_reserve,
-                                            &redis_script_quota_release,    &redis_script_sandbox_store,
-                                            &redis_script_sandbox_stopping, &redis_script_pool_claim};
+        const struct redis_script *all[] = {
+            &redis_script_auth_rate,      &redis_script_quota_reserve,    &redis_script_quota_release,
+            &redis_script_sandbox_store,  &redis_script_sandbox_stopping, &redis_script_sandbox_settle_claim,
+            &redis_script_sandbox_settle, &redis_script_sandbox_reserve};
+        _Static_assert(ELEMENTSOF(all) <= MAX_SCRIPTS, "script_shas has no room for every script");
         for (size_t i = 0; i < ELEMENTSOF(all); i++) {
                 unsigned char md[SHA_DIGEST_LENGTH];
                 SHA1((const unsigned char *)all[i]->body, strlen(all[i]->body), md);

@@ -20,7 +20,9 @@ extern const struct redis_script redis_script_quota_reserve;
 extern const struct redis_script redis_script_quota_release;
 extern const struct redis_script redis_script_sandbox_store;
 extern const struct redis_script redis_script_sandbox_stopping;
-extern const struct redis_script redis_script_pool_claim;
+extern const struct redis_script redis_script_sandbox_reserve;
+extern const struct redis_script redis_script_sandbox_settle_claim;
+extern const struct redis_script redis_script_sandbox_settle;
 
 /* url: "unix:/path/to/sock" or "redis://[:password@]host[:port][/db]". Does not connect yet. */
 int redis_client_new(const char *url, int timeout_ms, struct redis_client **ret_client,

@@ -27,7 +27,6 @@
 #include "network.h"
 #include "log.h"
 #include "preview.h"
-#include "quota.h"
 
 struct record {
         char id[SANDBOX_ID_MAX], key_id[KEY_ID_MAX], node_id[64], status[16], image[64];
@@ -148,34 +147,10 @@ static json_t *record_json(const struct record *r)
 
 /* --- create -------------------------------------------------------------------------- */
 
-static int reserve_node_slot(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
-{
-        _cleanup_reply_ redisReply *r = NULL;
-        int rc = redis_client_cmd(sc->redis, &r, err, "INCR node:%s:sandboxes", sc->node_id);
-        if (rc < 0)
-                return rc;
-        if (r->integer <= sc->cfg->max_sandboxes_per_node)
-                return 0;
-        redisReply *d = NULL;
-        if (redis_client_cmd(sc->redis, &d, err, "DECR node:%s:sandboxes", sc->node_id) == 0)
-                freeReplyObject(d);
-        snprintf(err, SANDBOX_ERR_MAX, "this node is at capacity (%d sandboxes); try again later",
-                 sc->cfg->max_sandboxes_per_node);
-        return -EBUSY;
-}
-
-static void release_node_slot(struct sandbox_ctx *sc)
-{
-        char err[REDIS_ERR_MAX];
-        redisReply *d = NULL;
-        if (redis_client_cmd(sc->redis, &d, err, "DECR node:%s:sandboxes", sc->node_id) == 0)
-                freeReplyObject(d);
-}
-
 /* Each sandbox has its own range of 65536 host uids: slot k maps root inside to
- * sandbox_uid_base + k * 65536. The node's slots are a bitmap in Redis; a slot is claimed by
- * setting a random free bit (SETBIT answers the old bit, so two workers can never both win
- * one) and freed only once the sandbox's last process is gone. */
+ * sandbox_uid_base + k * 65536. The node's slots are a bitmap in Redis; a slot is taken with
+ * the rest of a sandbox's reservation (sandbox_reserve.lua) and given back when its record is
+ * settled, once the sandbox's last process is gone. */
 #define UID_RANGE 65536LL
 
 /* The slot also gives the sandbox its address, so there are no more slots than addresses. */
@@ -189,39 +164,84 @@ static long long uid_slot_count(const struct warren_config *cfg)
         return n;
 }
 
-static int uid_slot_claim(struct sandbox_ctx *sc, long long *ret_slot, char err[SANDBOX_ERR_MAX])
+/* A cold start's record is due this long after it was made: should the process making it
+ * die half-way (kill -9 of a worker or the master), the sweep then stops whatever was
+ * started and settles the record. A create that finishes overwrites it. */
+#define PROVISIONAL_MS 60000
+
+/* What a create holds from its reservation on: a ready sandbox off the warm pool, or the
+ * record of a cold start with its own uid slot. Either way the record in Redis says so, and
+ * settling it gives everything back. */
+struct reservation {
+        char id[SANDBOX_ID_MAX];
+        bool pooled;
+        pid_t pid; /* a pooled sandbox's init */
+        long long slot;
+};
+
+static int reservation_refused(const redisReply *r, const char *key_id, char err[SANDBOX_ERR_MAX])
 {
-        long long n = uid_slot_count(sc->cfg);
-        for (int attempt = 0; attempt < 64 && n > 0; attempt++) {
-                unsigned long long pick;
-                if (getrandom(&pick, sizeof pick, 0) != (ssize_t)sizeof pick)
-                        return -errno;
-                long long slot = (long long)(pick % (unsigned long long)n);
-                _cleanup_reply_ redisReply *r = NULL;
-                int rc = redis_client_cmd(sc->redis, &r, err, "SETBIT node:%s:uid_slots %lld 1", sc->node_id,
-                                          slot);
-                if (rc < 0)
-                        return rc;
-                if (r->integer == 0) {
-                        *ret_slot = slot;
-                        return 0;
-                }
+        long long verdict = r->element[0]->integer;
+        long long a = r->elements > 1 ? r->element[1]->integer : 0,
+                  b = r->elements > 2 ? r->element[2]->integer : 0;
+        if (verdict == 0) {
+                snprintf(err, SANDBOX_ERR_MAX, "this API key already has %lld of its %lld sandboxes", a, b);
+                return -EDQUOT;
         }
-        snprintf(err, SANDBOX_ERR_MAX, "this node has no free uid range; try again later");
+        if (verdict == -1) {
+                snprintf(err, SANDBOX_ERR_MAX, "no key with id '%s'", key_id ? key_id : "");
+                return -ENOENT;
+        }
+        if (verdict == -2)
+                snprintf(err, SANDBOX_ERR_MAX, "this node is at capacity (%lld sandboxes); try again later",
+                         a);
+        else
+                snprintf(err, SANDBOX_ERR_MAX, "this node has no free uid range; try again later");
         return -EBUSY;
 }
 
-/* Frees the slot, and with it the address: the sandbox's rules and link go first, so a new
- * sandbox given the slot never finds them. Only the node the sandbox ran on holds them. */
-static void uid_slot_release(struct sandbox_ctx *sc, const char *node_id, const char *id, long long slot)
+/* Reserves a sandbox for key_id (NULL: one for the warm pool itself) in one round trip. */
+static int reserve(struct sandbox_ctx *sc, const char *key_id, bool pool_may_serve, struct reservation *res,
+                   char err[SANDBOX_ERR_MAX])
 {
-        char err[REDIS_ERR_MAX];
-        redisReply *r = NULL;
-        if (slot >= 0 && strcmp(node_id, sc->node_id) == 0)
-                network_sandbox_release(sc->cfg, id, slot);
-        if (slot >= 0 &&
-            redis_client_cmd(sc->redis, &r, err, "SETBIT node:%s:uid_slots %lld 0", node_id, slot) == 0)
-                freeReplyObject(r);
+        *res = (struct reservation){.slot = -1};
+        int r = id_random("", 20, res->id, SANDBOX_ID_MAX);
+        unsigned long long pick;
+        if (r < 0 || getrandom(&pick, sizeof pick, 0) != (ssize_t)sizeof pick)
+                return r < 0 ? r : -errno;
+        long long slots = uid_slot_count(sc->cfg);
+        char key[64], capacity[24], nslots[24], from[24], due[24];
+        snprintf(key, sizeof key, "sandbox:%s", res->id);
+        snprintf(capacity, sizeof capacity, "%d", sc->cfg->max_sandboxes_per_node);
+        snprintf(nslots, sizeof nslots, "%lld", slots);
+        snprintf(from, sizeof from, "%llu", pick % (unsigned long long)((slots + 7) / 8 + 1));
+        snprintf(due, sizeof due, "%d", PROVISIONAL_MS);
+        const char *args[] = {
+            key,    res->id, sc->node_id, key_id ? key_id : "", capacity, pool_may_serve ? "1" : "0",
+            nslots, from,    due};
+        _cleanup_reply_ redisReply *rep = NULL;
+        if ((r = redis_client_script(sc->redis, &redis_script_sandbox_reserve, 1, (int)ELEMENTSOF(args), args,
+                                     &rep, err)) < 0)
+                return r;
+        if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
+            rep->element[0]->type != REDIS_REPLY_INTEGER) {
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox_reserve: unexpected reply");
+                return -EPROTO;
+        }
+        if (rep->element[0]->integer != 1)
+                return reservation_refused(rep, key_id, err);
+        res->pooled = rep->elements == 3 && rep->element[1]->type == REDIS_REPLY_STRING &&
+                      !strcmp(rep->element[1]->str, "pool");
+        int pid = 0;
+        if (res->pooled &&
+            sscanf(rep->element[2]->str, "%31[a-z0-9].%d.%lld", res->id, &pid, &res->slot) != 3) {
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox_reserve: bad pool entry");
+                return -EPROTO;
+        }
+        if (!res->pooled)
+                res->slot = rep->element[2]->integer;
+        res->pid = pid;
+        return 0;
 }
 
 /* Removes the sandbox's host directory. It holds only empty mount points, the agent's sockets
@@ -535,125 +555,69 @@ static int record_store(struct sandbox_ctx *sc, const struct record *rec, char e
                                    err);
 }
 
-/* A cold start: a new id, uid range, cgroup and runtime, made for this spec. */
-/* Before a runtime exists, its record does: status "creating" (or "pooled"), in the node's
- * sweep index due in a minute. Should the process making it die half-way (kill -9 of a
- * worker or the master), the sweep finds the record, stops whatever was started and settles
- * the counters; a create that finishes overwrites both. */
-#define PROVISIONAL_MS 60000
-
-static int provisional_record(struct sandbox_ctx *sc, const char *id, const char *key_id, long long slot,
-                              char err[SANDBOX_ERR_MAX])
+/* A cold start of the reserved sandbox: its cgroup and runtime, made for this spec. On
+ * failure the caller settles the reservation, which removes the rest. */
+static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, struct reservation *res,
+                      char err[SANDBOX_ERR_MAX])
 {
-        char key[64], created[32], slot_s[32];
-        snprintf(key, sizeof key, "sandbox:%s", id);
-        snprintf(created, sizeof created, "%lld", now_ms());
-        snprintf(slot_s, sizeof slot_s, "%lld", slot);
-        const char *argv[] = {"HSET",       key,
-                              "id",         id,
-                              "node_id",    sc->node_id,
-                              "status",     key_id ? "creating" : "pooled",
-                              "key_id",     key_id ? key_id : "",
-                              "created_at", created,
-                              "uid_slot",   slot_s,
-                              "image",      "base"};
-        redisReply *r = NULL;
-        int rc = redis_client_argv(sc->redis, (int)ELEMENTSOF(argv), argv, NULL, &r, err);
-        if (rc < 0)
-                return rc;
-        freeReplyObject(r);
-        rc = redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s %lld %s", sc->node_id,
-                              now_ms() + PROVISIONAL_MS, id);
-        if (rc == 0)
-                freeReplyObject(r);
-        return rc;
-}
-
-static void provisional_drop(struct sandbox_ctx *sc, const char *id)
-{
-        char err[REDIS_ERR_MAX];
-        redisReply *r = NULL;
-        if (redis_client_cmd(sc->redis, &r, err, "DEL sandbox:%s", id) == 0)
-                freeReplyObject(r);
-        if (redis_client_cmd(sc->redis, &r, err, "ZREM sandboxes:node:%s %s", sc->node_id, id) == 0)
-                freeReplyObject(r);
-}
-
-/* A cold start: a new id, uid range, cgroup and runtime, made for this spec, for key_id
- * (NULL: for the warm pool). */
-static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, const char *key_id,
-                      char id[SANDBOX_ID_MAX], pid_t *ret_pid, long long *ret_slot, char err[SANDBOX_ERR_MAX])
-{
-        int r = id_random("", 20, id, SANDBOX_ID_MAX);
-        if (r < 0 || (r = uid_slot_claim(sc, ret_slot, err)) < 0)
-                return r;
-        if ((r = provisional_record(sc, id, key_id, *ret_slot, err)) < 0) {
-                uid_slot_release(sc, sc->node_id, id, *ret_slot);
-                return r;
-        }
         struct cgroup *cg = NULL;
         /* Whatever errno the runtime failed with, it is the node's failure, not a bad request
          * or a missing sandbox: the caller answers 500 with err. */
-        if ((r = start_runtime(sc, id, spec, *ret_slot, &cg, ret_pid, err)) < 0) {
-                remove_dir(sc, id);
-                provisional_drop(sc, id);
-                uid_slot_release(sc, sc->node_id, id, *ret_slot);
+        if (start_runtime(sc, res->id, spec, res->slot, &cg, &res->pid, err) < 0)
                 return -EIO;
-        }
         cgroup_free(cg);
         return 0;
 }
 
-static int pool_claim(struct sandbox_ctx *sc, const struct sandbox_spec *spec, char id[SANDBOX_ID_MAX],
-                      pid_t *ret_pid, long long *ret_slot, char err[SANDBOX_ERR_MAX]);
-static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX_ERR_MAX]);
+static bool pool_serves(struct sandbox_ctx *sc, const struct sandbox_spec *spec);
+static int pool_fit(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
+                    char err[SANDBOX_ERR_MAX]);
+
+/* Reserves a sandbox for the key: a ready one from the warm pool if one fits, else the record
+ * of a cold start. A pooled runtime that died, or will not take its configuration, is thrown
+ * away (its reservation with it) and the next one tried. */
+static int reserve_for_key(struct sandbox_ctx *sc, const char *key_id, const struct sandbox_spec *spec,
+                           struct reservation *res, char err[SANDBOX_ERR_MAX])
+{
+        for (int attempt = 0;; attempt++) {
+                int r = reserve(sc, key_id, attempt < 3 && pool_serves(sc, spec), res, err);
+                if (r < 0 || !res->pooled)
+                        return r;
+                if (sc->pool_keeper > 0)
+                        kill(sc->pool_keeper, SIGUSR1);
+                char ferr[SANDBOX_ERR_MAX];
+                if (pool_fit(sc, res->id, spec, ferr) == 0)
+                        return 0;
+                sandbox_destroy(sc, NULL, res->id, ferr);
+        }
+}
 
 int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sandbox_spec *spec,
                    json_t **ret_info, char err[SANDBOX_ERR_MAX])
 {
-        struct quota_state q;
-        int r = quota_reserve(sc->redis, key_id, "sandboxes", 1, &q, err);
+        struct reservation res;
+        int r = reserve_for_key(sc, key_id, spec, &res, err);
         if (r < 0)
                 return r;
-        if (r == 0) {
-                snprintf(err, SANDBOX_ERR_MAX, "this API key already has %lld of its %lld sandboxes", q.used,
-                         q.limit);
-                return -EDQUOT;
-        }
-        char id[SANDBOX_ID_MAX], qerr[REDIS_ERR_MAX];
-        pid_t pid = 0;
-        long long uid_slot = -1;
-        if ((r = reserve_node_slot(sc, err)) < 0)
-                goto release_quota;
-        /* A ready sandbox from the warm pool if one fits, else a cold start. */
-        r = pool_claim(sc, spec, id, &pid, &uid_slot, err);
-        if (r == -ENOENT)
-                r = start_cold(sc, spec, key_id, id, &pid, &uid_slot, err);
-        if (r < 0)
-                goto release_slot;
+        if (!res.pooled && (r = start_cold(sc, spec, &res, err)) < 0)
+                goto settle;
         /* Every runtime starts with the default policy (internet on, no lists). */
         char nerr[NETWORK_ERR_MAX];
-        if (spec->network && (r = network_policy_apply(sc->cfg, id, spec->network, nerr)) < 0) {
+        if (spec->network && (r = network_policy_apply(sc->cfg, res.id, spec->network, nerr)) < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "%s", nerr);
                 r = -EIO;
-                goto destroy;
+                goto settle;
         }
         struct record rec;
-        record_from_spec(sc, key_id, id, spec, pid, uid_slot, &rec);
+        record_from_spec(sc, key_id, res.id, spec, res.pid, res.slot, &rec);
         if ((r = record_store(sc, &rec, err)) < 0)
-                goto destroy;
+                goto settle;
         *ret_info = record_json(&rec);
         return *ret_info ? 0 : -ENOMEM;
 
-destroy:; /* rollback, in reverse order of what was made */
+settle:; /* the reservation's record says what to stop and give back */
         char serr[SANDBOX_ERR_MAX];
-        stop_runtime(sc, id, serr);
-        provisional_drop(sc, id); /* else the sweep would settle its counters a second time */
-        uid_slot_release(sc, sc->node_id, id, uid_slot);
-release_slot:
-        release_node_slot(sc);
-release_quota:
-        quota_release(sc->redis, key_id, "sandboxes", 1, qerr);
+        sandbox_destroy(sc, NULL, res.id, serr);
         return r;
 }
 
@@ -764,8 +728,6 @@ static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX
         return 0;
 }
 
-static int pool_forget(struct sandbox_ctx *sc, const struct record *rec);
-
 /* The sandbox's previews go with it: snippets, records, and nginx's routes to its address. */
 static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
 {
@@ -791,35 +753,54 @@ static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
                 preview_reload_wait(sc->redis, sc->node_id, gen, 5000, err);
 }
 
-/* Drops the record; only the caller whose DEL removed it settles the counters, so two
- * concurrent deletes (or a delete and the sweep) release the quota once. */
-static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
+/* Settling a record happens once, and survives a crash half-way: the caller that claims it
+ * removes the sandbox's network rules and link (idempotent, and only while the uid slot, and
+ * with it the address, is still held), then drops the record and gives back what it held in
+ * one step. A caller killed in between leaves a claimed record; the node's sweep, which
+ * retries a delete STOPPING_MS after it began, takes a claim over once SETTLE_STALE_MS old. */
+#define SETTLE_STALE_MS 30000
+
+/* How long a delete that found another caller settling the same record waits for it, so
+ * that its answer still means the quota is back. */
+#define SETTLE_WAIT_MS 5000
+
+static int settle_script(struct sandbox_ctx *sc, const struct redis_script *script, const char *id,
+                         const char *arg, char err[SANDBOX_ERR_MAX])
 {
-        redisReply *r = NULL;
-        int rc = redis_client_cmd(sc->redis, &r, err, "DEL sandbox:%s", rec->id);
+        char key[64];
+        snprintf(key, sizeof key, "sandbox:%s", id);
+        const char *args[] = {key, arg};
+        _cleanup_reply_ redisReply *r = NULL;
+        int rc = redis_client_script(sc->redis, script, 1, (int)ELEMENTSOF(args), args, &r, err);
         if (rc < 0)
                 return rc;
-        bool mine = r->integer == 1;
-        freeReplyObject(r);
-        if (!mine)
-                return 0;
-        if (strcmp(rec->status, "pooled") == 0 || strcmp(rec->status, "claiming") == 0)
-                return pool_forget(sc, rec); /* nobody's yet: no key's counters to settle */
-        const char *cmds[][2] = {{"ZREM sandboxes:key:%s %s", rec->key_id},
-                                 {"ZREM sandboxes:node:%s %s", rec->node_id}};
-        for (size_t i = 0; i < ELEMENTSOF(cmds); i++)
-                if (redis_client_cmd(sc->redis, &r, err, cmds[i][0], cmds[i][1], rec->id) == 0)
-                        freeReplyObject(r);
-        long long end = strcmp(rec->status, "paused") == 0 ? rec->paused_at : now_ms();
-        long long ran = end - rec->created_at - rec->paused_ms;
-        if (redis_client_cmd(sc->redis, &r, err, "HINCRBY key:%s sandbox_ms %lld", rec->key_id,
-                             ran > 0 ? ran : 0) == 0)
-                freeReplyObject(r);
-        release_node_slot(sc);
-        uid_slot_release(sc, rec->node_id, rec->id, rec->uid_slot);
-        char qerr[REDIS_ERR_MAX];
-        quota_release(sc->redis, rec->key_id, "sandboxes", 1, qerr);
-        return 0;
+        return r->type == REDIS_REPLY_INTEGER ? (int)r->integer : -EPROTO;
+}
+
+static void settle_wait(struct sandbox_ctx *sc, const char *id)
+{
+        char err[REDIS_ERR_MAX];
+        for (int waited = 0; waited < SETTLE_WAIT_MS; waited += 10) {
+                _cleanup_reply_ redisReply *r = NULL;
+                if (redis_client_cmd(sc->redis, &r, err, "EXISTS sandbox:%s", id) < 0 || r->integer == 0)
+                        return;
+                usleep(10000);
+        }
+}
+
+static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
+{
+        char stale[24];
+        snprintf(stale, sizeof stale, "%d", SETTLE_STALE_MS);
+        int claim = settle_script(sc, &redis_script_sandbox_settle_claim, rec->id, stale, err);
+        if (claim == 2)
+                settle_wait(sc, rec->id);
+        if (claim != 1)
+                return claim < 0 ? claim : 0;
+        if (rec->uid_slot >= 0 && strcmp(rec->node_id, sc->node_id) == 0)
+                network_sandbox_release(sc->cfg, rec->id, rec->uid_slot);
+        int r = settle_script(sc, &redis_script_sandbox_settle, rec->id, rec->id, err);
+        return r < 0 ? r : 0;
 }
 
 /* A runtime that could not be stopped keeps its record, marked deleting and due at once:
@@ -858,8 +839,7 @@ int sandbox_destroy(struct sandbox_ctx *sc, const char *key_id, const char *id, 
         note_stopping(sc, id);
         if (stop_runtime(sc, id, err) < 0)
                 return mark_deleting(sc, &rec, err);
-        /* The previews go with the runtime, before the record is settled (by forget or, for a
-         * pooled sandbox, pool_forget). */
+        /* The previews go with the runtime, before the record is settled. */
         previews_forget(sc, &rec);
         return forget(sc, &rec, err);
 }
@@ -1190,8 +1170,9 @@ int sandbox_sweep(struct sandbox_ctx *sc)
 /* Ready sandboxes, started with the node's defaults and owned by no key, wait in the list
  * pool:<node> as "<id>.<pid>.<uid slot>". Their records say status "pooled" (no key can see
  * them) and sit in the node's sweep index at +inf, so a pooled runtime that dies is cleaned
- * up like any other. A create that fits the defaults takes one with LPOP (atomic: no two
- * workers get the same), gives it the key's environment and limits, and tells the pool's
+ * up like any other. A create that fits the defaults takes one in its reservation (an LPOP
+ * in sandbox_reserve.lua: no two workers get the same), gives it the key's environment and
+ * limits, and tells the pool's
  * keeper (the master) to start a replacement, off the create's path. */
 
 static struct sandbox_spec pool_spec(const struct warren_config *cfg)
@@ -1200,19 +1181,6 @@ static struct sandbox_spec pool_spec(const struct warren_config *cfg)
                                      .cpu_millis = cfg->sandbox_default_cpu_millis,
                                      .memory_mb = cfg->sandbox_default_memory_mb,
                                      .disk_mb = cfg->sandbox_default_disk_mb};
-}
-
-static int pool_forget(struct sandbox_ctx *sc, const struct record *rec)
-{
-        char err[REDIS_ERR_MAX], entry[96];
-        snprintf(entry, sizeof entry, "%s.%lld.%lld", rec->id, rec->pid, rec->uid_slot);
-        redisReply *r = NULL;
-        if (redis_client_cmd(sc->redis, &r, err, "LREM pool:%s 0 %s", rec->node_id, entry) == 0)
-                freeReplyObject(r);
-        if (redis_client_cmd(sc->redis, &r, err, "ZREM sandboxes:node:%s %s", rec->node_id, rec->id) == 0)
-                freeReplyObject(r);
-        uid_slot_release(sc, rec->node_id, rec->id, rec->uid_slot);
-        return 0;
 }
 
 /* Gives a pooled sandbox the spec's limits (where they differ from the defaults it started
@@ -1242,68 +1210,42 @@ static int pool_fit(struct sandbox_ctx *sc, const char *id, const struct sandbox
         return r;
 }
 
-static int pool_claim(struct sandbox_ctx *sc, const struct sandbox_spec *spec, char id[SANDBOX_ID_MAX],
-                      pid_t *ret_pid, long long *ret_slot, char err[SANDBOX_ERR_MAX])
+static bool pool_serves(struct sandbox_ctx *sc, const struct sandbox_spec *spec)
 {
-        if (sc->cfg->warm_pool_size <= 0 || strcmp(spec->image, "base") != 0 ||
-            spec->disk_mb != sc->cfg->sandbox_default_disk_mb)
-                return -ENOENT;
-        /* A pooled runtime that died, or will not take its configuration, is thrown away and
-         * the next one tried; an empty pool means a cold start. */
-        for (int attempt = 0; attempt < 3; attempt++) {
-                _cleanup_reply_ redisReply *r = NULL;
-                /* Taken off the list and marked claiming in one step: the master's audit, which
-                 * stops pooled sandboxes no longer listed, leaves it alone. */
-                char list[96];
-                snprintf(list, sizeof list, "pool:%s", sc->node_id);
-                const char *args[] = {list};
-                int rc = redis_client_script(sc->redis, &redis_script_pool_claim, 1, 1, args, &r, err);
-                if (rc < 0)
-                        return rc;
-                int pid;
-                if (r->type != REDIS_REPLY_STRING ||
-                    sscanf(r->str, "%31[a-z0-9].%d.%lld", id, &pid, ret_slot) != 3)
-                        return -ENOENT;
-                if (sc->pool_keeper > 0)
-                        kill(sc->pool_keeper, SIGUSR1);
-                char ferr[SANDBOX_ERR_MAX];
-                if (pool_fit(sc, id, spec, ferr) == 0) {
-                        *ret_pid = pid;
-                        return 0;
-                }
-                sandbox_destroy(sc, NULL, id, ferr);
-        }
-        return -ENOENT;
+        return sc->cfg->warm_pool_size > 0 && strcmp(spec->image, "base") == 0 &&
+               spec->disk_mb == sc->cfg->sandbox_default_disk_mb;
 }
 
 /* Starts one pooled sandbox; its record and sweep entry exist before it is offered. */
 static int pool_add(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
 {
         struct sandbox_spec spec = pool_spec(sc->cfg);
-        char id[SANDBOX_ID_MAX];
-        pid_t pid;
-        long long slot;
-        int r = start_cold(sc, &spec, NULL, id, &pid, &slot, err);
+        struct reservation res;
+        int r = reserve(sc, NULL, false, &res, err);
         if (r < 0)
                 return r;
+        if ((r = start_cold(sc, &spec, &res, err)) < 0)
+                goto settle;
         /* Offered only once its record is whole; never due once offered. */
         redisReply *rep = NULL;
-        r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s pid %d", id, (int)pid);
+        r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s pid %d", res.id, (int)res.pid);
         if (r == 0) {
                 freeReplyObject(rep);
-                r = redis_client_cmd(sc->redis, &rep, err, "RPUSH pool:%s %s.%d.%lld", sc->node_id, id,
-                                     (int)pid, slot);
+                r = redis_client_cmd(sc->redis, &rep, err, "RPUSH pool:%s %s.%d.%lld", sc->node_id, res.id,
+                                     (int)res.pid, res.slot);
         }
         if (r == 0) {
                 freeReplyObject(rep);
-                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s +inf %s", sc->node_id, id);
+                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s +inf %s", sc->node_id,
+                                     res.id);
         }
         if (r == 0) {
                 freeReplyObject(rep);
                 return 0;
         }
+settle:;
         char serr[SANDBOX_ERR_MAX];
-        sandbox_destroy(sc, NULL, id, serr);
+        sandbox_destroy(sc, NULL, res.id, serr);
         return r;
 }
 

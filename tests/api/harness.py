@@ -259,7 +259,44 @@ class Node:
         """What of this node's sandboxes is on the host: directories, cgroups, agent processes
         (the warm pool's excepted)."""
         pool_ids, pool_pids = self.pooled()
-        return [x for x in self._on_host() if x.split()[-1].split("/")[-1] not in pool_ids | pool_pids]
+        on_host = [x for x in self._on_host() if x.split()[-1].split("/")[-1] not in pool_ids | pool_pids]
+        return on_host + self.books_left()
+
+    # Records other than the warm pool's, and every counter that does not match the records:
+    # the node's capacity, its uid slots and each key's sandbox quota.
+    BOOKS = """
+local out, slots, capacity, keys = {}, 0, 0, {}
+for _, k in ipairs(redis.call('KEYS', 'sandbox:*')) do
+  local f = redis.call('HMGET', k, 'status', 'key_id')
+  slots = slots + 1
+  if f[1] ~= 'pooled' then out[#out + 1] = 'record ' .. string.sub(k, 9) .. ' ' .. tostring(f[1]) end
+  if f[2] and f[2] ~= '' then
+    capacity = capacity + 1
+    keys[f[2]] = (keys[f[2]] or 0) + 1
+  end
+end
+local have = 0
+for _, k in ipairs(redis.call('KEYS', 'node:*:sandboxes')) do have = have + tonumber(redis.call('GET', k)) end
+if have ~= capacity then out[#out + 1] = 'capacity ' .. have .. ' for ' .. capacity end
+local bits = 0
+for _, k in ipairs(redis.call('KEYS', 'node:*:uid_slots')) do bits = bits + redis.call('BITCOUNT', k) end
+if bits ~= slots then out[#out + 1] = 'uid_slots ' .. bits .. ' for ' .. slots end
+for _, k in ipairs(redis.call('KEYS', 'key:*')) do
+  local used = tonumber(redis.call('HGET', k, 'used_sandboxes')) or 0
+  local want = keys[string.sub(k, 5)] or 0
+  if used ~= want then out[#out + 1] = 'quota ' .. k .. ' ' .. used .. ' for ' .. want end
+end
+return out
+"""
+
+    def books_left(self):
+        """What Redis still books for sandboxes that are gone (see BOOKS)."""
+        sock = os.path.join(self.state, "redis", "redis.sock")
+        if not os.path.exists(sock):
+            return []
+        out = subprocess.run(["redis-cli", "-s", sock, "--raw", "EVAL", self.BOOKS, "0"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return [f"books {line}" for line in out.splitlines() if line.strip()]
 
     def _on_host(self):
         found = []

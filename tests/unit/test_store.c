@@ -1,4 +1,4 @@
-/* The key store, the auth + rate script and the quota scripts against a real redis-server
+/* The key store, the auth + rate script, the quota scripts and the sandbox books against a real redis-server
  * that this test starts on a private unix socket and stops at the end. */
 #include <errno.h>
 #include <fcntl.h>
@@ -169,6 +169,107 @@ static void store__quota_release_never_goes_negative(void)
         CHECK(quota_reserve(rc, "knosuchkey", "sandboxes", 1, &st, err) == -ENOENT);
 }
 
+/* The sandbox books: sandbox_reserve takes a key's quota, the node's capacity and a uid slot
+ * (or a pooled sandbox) together with the record that holds them; sandbox_settle gives back
+ * exactly what a record held, once; sandbox_settle_claim lets one caller settle at a time. */
+static long long books_int(struct redis_client *rc, const char *fmt, const char *arg)
+{
+        char err[REDIS_ERR_MAX];
+        _cleanup_reply_ redisReply *r = NULL;
+        if (redis_client_cmd(rc, &r, err, fmt, arg) < 0)
+                return -999;
+        return r->type == REDIS_REPLY_INTEGER  ? r->integer
+               : r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10)
+                                               : 0;
+}
+
+/* Runs sandbox_reserve for id on node "bk" with room for `capacity` sandboxes and `slots` uid
+ * slots; returns the verdict and puts the third element (slot, or pool entry) in out. */
+static long long books_reserve(struct redis_client *rc, const char *id, const char *key_id,
+                               const char *capacity, const char *pool, const char *slots, char out[64])
+{
+        char key[64], err[REDIS_ERR_MAX];
+        snprintf(key, sizeof key, "sandbox:%s", id);
+        const char *args[] = {key, id, "bk", key_id, capacity, pool, slots, "0", "60000"};
+        _cleanup_reply_ redisReply *r = NULL;
+        if (redis_client_script(rc, &redis_script_sandbox_reserve, 1, 9, args, &r, err) < 0 ||
+            r->type != REDIS_REPLY_ARRAY)
+                return -999;
+        out[0] = 0;
+        if (r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+                snprintf(out, 64, "%s", r->element[2]->str);
+        else if (r->elements == 3)
+                snprintf(out, 64, "%lld", r->element[2]->integer);
+        return r->element[0]->integer;
+}
+
+static long long books_script(struct redis_client *rc, const struct redis_script *s, const char *id,
+                              const char *arg)
+{
+        char key[64], err[REDIS_ERR_MAX];
+        snprintf(key, sizeof key, "sandbox:%s", id);
+        const char *args[] = {key, arg};
+        _cleanup_reply_ redisReply *r = NULL;
+        if (redis_client_script(rc, s, 1, 2, args, &r, err) < 0 || r->type != REDIS_REPLY_INTEGER)
+                return -999;
+        return r->integer;
+}
+
+static void store__sandbox_reservations_and_settling_keep_the_books(void)
+{
+        _cleanup_redis_ struct redis_client *rc = client();
+        char secret[KEY_SECRET_MAX], id[KEY_ID_MAX], quota[64], out[64], out2[64];
+        CHECK(make_key(rc, 100, 100, 2, secret, id) == 0);
+        snprintf(quota, sizeof quota, "key:%s", id);
+        /* Two cold starts take two slots; the third is over the key's quota and takes nothing. */
+        CHECK(books_reserve(rc, "sa", id, "10", "0", "4", out) == 1);
+        CHECK(books_reserve(rc, "sb", id, "10", "0", "4", out2) == 1);
+        CHECK(strcmp(out, out2) != 0);
+        CHECK(books_reserve(rc, "sc", id, "10", "0", "4", out2) == 0);
+        CHECK(books_int(rc, "EXISTS %s", "sandbox:sc") == 0);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 2);
+        CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 2);
+        CHECK(books_int(rc, "BITCOUNT %s", "node:bk:uid_slots") == 2);
+        CHECK(books_int(rc, "ZSCORE sandboxes:node:bk %s", "sa") > 0);
+        /* Settled once: all of it comes back, and a second settle finds nothing. */
+        CHECK(books_script(rc, &redis_script_sandbox_settle, "sa", "sa") == 1);
+        CHECK(books_script(rc, &redis_script_sandbox_settle, "sa", "sa") == 0);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 1);
+        CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 1);
+        CHECK(books_int(rc, "BITCOUNT %s", "node:bk:uid_slots") == 1);
+        CHECK(books_int(rc, "ZSCORE sandboxes:node:bk %s", "sa") == 0);
+        /* A full node, and a node with no free slot, refuse without taking anything. */
+        CHECK(books_reserve(rc, "sd", id, "1", "0", "4", out) == -2);
+        CHECK(books_reserve(rc, "sd", id, "10", "0", "0", out) == -3);
+        CHECK(books_int(rc, "EXISTS %s", "sandbox:sd") == 0);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 1);
+        CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 1);
+        /* The warm pool's own reservation holds a slot only; a key that takes it off the pool
+         * holds its quota and capacity, and settling gives back all three. */
+        CHECK(books_reserve(rc, "pp", "", "10", "0", "4", out) == 1);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 1);
+        CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 1);
+        char entry[96];
+        snprintf(entry, sizeof entry, "pp.99.%s", out);
+        CHECK(books_int(rc, "RPUSH pool:bk %s", entry) == 1);
+        CHECK(books_reserve(rc, "se", id, "10", "1", "4", out2) == 1);
+        CHECK_STREQ(out2, entry);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 2);
+        CHECK(books_script(rc, &redis_script_sandbox_settle, "pp", "pp") == 1);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 1);
+        CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 1);
+        CHECK(books_int(rc, "BITCOUNT %s", "node:bk:uid_slots") == 1);
+        /* One settler at a time; a stale claim is taken over; a settled record is gone. */
+        CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "30000") == 1);
+        CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "30000") == 2);
+        CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "0") == 1);
+        CHECK(books_script(rc, &redis_script_sandbox_settle, "sb", "sb") == 1);
+        CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "30000") == 0);
+        CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 0);
+        CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 0);
+        CHECK(books_int(rc, "BITCOUNT %s", "node:bk:uid_slots") == 0);
+}
+
 static void store__unreachable_redis_is_reported_as_unavailable(void)
 {
         _cleanup_redis_ struct redis_client *rc = NULL;
@@ -251,6 +352,7 @@ int main(void)
         RUN(store__rate_limit_refuses_past_burst_with_retry_after);
         RUN(store__quota_holds_exactly_under_50_parallel_reservations);
         RUN(store__quota_release_never_goes_negative);
+        RUN(store__sandbox_reservations_and_settling_keep_the_books);
         RUN(store__unreachable_redis_is_reported_as_unavailable);
         RUN(store__redis_url_with_password_is_never_echoed);
         RUN(store__prefetch_serves_only_the_same_next_command);
