@@ -780,13 +780,16 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
         if (userns_fd < 0)
                 return userns_fd;
         plan->userns_fd = userns_fd;
-        plan->netns_fd = s->netns_fd;
         char cgerr[CGROUP_ERR_MAX];
         plan->njoin = cgroup_join_files(s->cgroup, plan->join, (int)ELEMENTSOF(plan->join), cgerr);
         if (plan->njoin < 0) {
                 snprintf(err, LAUNCH_ERR_MAX, "%s", cgerr);
                 return plan->njoin;
         }
+
+        plan->netns_fd = s->netns_await ? s->netns_await(s->netns_arg, err) : s->netns_fd;
+        if (plan->netns_fd < 0 && s->netns_await)
+                return plan->netns_fd;
 
         const size_t stack_size = 256 * 1024;
         void *stack =
@@ -800,7 +803,7 @@ int sandbox_launch(const struct launch_spec *s, pid_t *ret_pid, char err[LAUNCH_
          * the time a failure here kills it; the pidfd always names this child. */
         int pidfd = -1;
         int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_PIDFD | CLONE_VM |
-                    CLONE_VFORK | SIGCHLD | (s->netns_fd >= 0 ? 0 : CLONE_NEWNET);
+                    CLONE_VFORK | SIGCHLD | (plan->netns_fd >= 0 ? 0 : CLONE_NEWNET);
         pid_t pid = clone(child_main, (char *)stack + stack_size, flags | (s->own_child ? 0 : CLONE_PARENT),
                           &args, &pidfd);
         int clone_errno = errno;

@@ -31,14 +31,19 @@ struct launch_spec {
         struct cgroup *cgroup;    /* the child joins it before anything runs */
         int netns_fd;             /* the network namespace to join (network.c); -1: a new,
                                      empty one (loopback only) */
-        const char *address;      /* the sandbox's address, for /etc/hosts (NULL: none) */
-        const char *nameserver;   /* for /etc/resolv.conf (NULL: none) */
-        gid_t files_group;        /* nginx's group: it may connect to files.sock (0: root only) */
-        const char *files_token;  /* what the agent asks of requests on files.sock (NULL: it
-                                     takes none) */
-        bool own_child;           /* the caller reaps it (the master); else it becomes the
-                                     caller's parent's child (CLONE_PARENT: a worker's parent
-                                     is the master) */
+        /* When set, called just before the clone for the namespace to join instead of
+         * netns_fd, so that it can still be in the making on another thread while the launch
+         * prepares; a negative answer (with err) fails the launch. */
+        int (*netns_await)(void *arg, char err[LAUNCH_ERR_MAX]);
+        void *netns_arg;
+        const char *address;     /* the sandbox's address, for /etc/hosts (NULL: none) */
+        const char *nameserver;  /* for /etc/resolv.conf (NULL: none) */
+        gid_t files_group;       /* nginx's group: it may connect to files.sock (0: root only) */
+        const char *files_token; /* what the agent asks of requests on files.sock (NULL: it
+                                    takes none) */
+        bool own_child;          /* the caller reaps it (the master); else it becomes the
+                                    caller's parent's child (CLONE_PARENT: a worker's parent
+                                    is the master) */
 };
 
 /* Starts the sandbox and returns once warren-init has been exec'd. On failure nothing of the
