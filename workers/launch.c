@@ -440,7 +440,8 @@ static void etc_files(struct plan_builder *b, const struct launch_spec *s)
 /* Large files on the sandbox's disk are written into huge pages where the kernel has them
  * (huge=within_size: only where the file already extends past the whole huge page, so a
  * small file takes no more memory than before). A 1 GiB write into it ran 1.5 times as fast
- * as into 4 KiB pages here. A kernel without transparent huge pages refuses the option, so
+ * as into 4 KiB pages here. The price: a sparse file's scattered writes each take a whole
+ * huge page of the disk's size. A kernel without transparent huge pages refuses the option, so
  * it is given only where the kernel shows it has them. */
 static bool tmpfs_huge;
 static pthread_once_t tmpfs_huge_once = PTHREAD_ONCE_INIT;

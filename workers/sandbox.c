@@ -214,7 +214,7 @@ static int reserve(struct sandbox_ctx *sc, const char *key_id, bool pool_may_ser
         snprintf(key, sizeof key, "sandbox:%s", res->id);
         snprintf(capacity, sizeof capacity, "%d", sc->cfg->max_sandboxes_per_node);
         snprintf(nslots, sizeof nslots, "%lld", slots);
-        snprintf(from, sizeof from, "%llu", pick % (unsigned long long)((slots + 7) / 8 + 1));
+        snprintf(from, sizeof from, "%llu", slots > 0 ? pick % (unsigned long long)slots : 0);
         snprintf(due, sizeof due, "%d", PROVISIONAL_MS);
         const char *args[] = {
             key,    res->id, sc->node_id, key_id ? key_id : "", capacity, pool_may_serve ? "1" : "0",
@@ -230,8 +230,11 @@ static int reserve(struct sandbox_ctx *sc, const char *key_id, bool pool_may_ser
         }
         if (rep->element[0]->integer != 1)
                 return reservation_refused(rep, key_id, err);
-        res->pooled = rep->elements == 3 && rep->element[1]->type == REDIS_REPLY_STRING &&
-                      !strcmp(rep->element[1]->str, "pool");
+        if (rep->elements != 3) {
+                snprintf(err, SANDBOX_ERR_MAX, "sandbox_reserve: unexpected reply");
+                return -EPROTO;
+        }
+        res->pooled = rep->element[1]->type == REDIS_REPLY_STRING && !strcmp(rep->element[1]->str, "pool");
         int pid = 0;
         if (res->pooled &&
             sscanf(rep->element[2]->str, "%31[a-z0-9].%d.%lld", res->id, &pid, &res->slot) != 3) {
@@ -802,7 +805,8 @@ static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
  * removes the sandbox's network rules and link (idempotent, and only while the uid slot, and
  * with it the address, is still held), then drops the record and gives back what it held in
  * one step. A caller killed in between leaves a claimed record; the node's sweep, which
- * retries a delete STOPPING_MS after it began, takes a claim over once SETTLE_STALE_MS old. */
+ * retries a delete STOPPING_MS after it began (or the pool audit, for a sandbox being handed
+ * out), takes a claim over once SETTLE_STALE_MS old. */
 #define SETTLE_STALE_MS 30000
 
 /* How long a delete that found another caller settling the same record waits for it, so
@@ -838,7 +842,8 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
         char stale[24];
         snprintf(stale, sizeof stale, "%d", SETTLE_STALE_MS);
         int claim = settle_script(sc, &redis_script_sandbox_settle_claim, rec->id, stale, err);
-        if (claim == 2)
+        /* The master (the sweep, the pool) does not wait: its loop reaps and reloads too. */
+        if (claim == 2 && !sc->reaps_sandboxes)
                 settle_wait(sc, rec->id);
         if (claim != 1)
                 return claim < 0 ? claim : 0;
@@ -854,6 +859,11 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
 static int mark_deleting(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
 {
         redisReply *r = NULL;
+        /* What it was stays known: settling gives back what that status held. */
+        if (strcmp(rec->status, "deleting") != 0 &&
+            redis_client_cmd(sc->redis, &r, err, "HSETNX sandbox:%s status_before %s", rec->id,
+                             rec->status) == 0)
+                freeReplyObject(r);
         if (redis_client_cmd(sc->redis, &r, err, "HSET sandbox:%s status deleting", rec->id) == 0)
                 freeReplyObject(r);
         if (redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s 0 %s", rec->node_id, rec->id) == 0)

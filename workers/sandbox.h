@@ -4,8 +4,10 @@
  * Redis layout:  sandbox:<id>                 hash: id, key_id, node_id, status, image,
  *                                             created_at, end_at (ms), cpu_millis, memory_mb,
  *                                             disk_mb, metadata (JSON), auto_resume, pid,
- *                                             paused_at, paused_ms, uid_slot, and while it
- *                                             is settled, settling_at
+ *                                             paused_at, paused_ms, uid_slot; claimed_at
+ *                                             (taken off the pool), stopping_at (a delete
+ *                                             stops it), status_before (its status before
+ *                                             "deleting"), settling_at (being settled)
  *                sandboxes:key:<key_id>       zset of ids by creation time in us (listing)
  *                sandboxes:node:<node_id>     zset of ids by end_at (the node's lifetime sweep)
  *                node:<node_id>:sandboxes     count of sandboxes on the node (capacity)

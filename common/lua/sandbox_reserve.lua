@@ -8,7 +8,7 @@
 -- KEYS[1]  sandbox:<new id>   (the record of a cold start)
 -- ARGV[1]  new id      ARGV[2] node id      ARGV[3] key id, '' for the node's own warm pool
 -- ARGV[4]  the node's capacity              ARGV[5] 1 if a pooled sandbox may serve
--- ARGV[6]  the node's number of uid slots   ARGV[7] where the slot search starts (random)
+-- ARGV[6]  the node's number of uid slots   ARGV[7] a random slot, where the search starts
 -- ARGV[8]  how long a cold start may take before the sweep takes it for lost (ms)
 -- Returns  {1, 'pool', '<id>.<pid>.<slot>'}  a pooled sandbox, now claiming for the key
 --          {1, 'cold', slot}                  a record for the new id, status creating
@@ -31,10 +31,14 @@ if key_id ~= '' then
   if (tonumber(redis.call('GET', capacity)) or 0) >= tonumber(ARGV[4]) then
     return {-2, tonumber(ARGV[4])}
   end
-  if ARGV[5] == '1' then
+  -- An entry whose record is gone or no longer pooled (settled meanwhile) is dropped.
+  while ARGV[5] == '1' do
     local entry = redis.call('LPOP', 'pool:' .. node)
-    local pooled = entry and string.match(entry, '^([a-z0-9]+)%.')
-    if pooled then
+    if not entry then
+      break
+    end
+    local pooled = string.match(entry, '^([a-z0-9]+)%.')
+    if pooled and redis.call('HGET', 'sandbox:' .. pooled, 'status') == 'pooled' then
       redis.call('HSET', 'sandbox:' .. pooled, 'status', 'claiming', 'claimed_at', now, 'key_id', key_id)
       redis.call('HINCRBY', k, 'used_sandboxes', 1)
       redis.call('INCR', capacity)
@@ -42,11 +46,18 @@ if key_id ~= '' then
     end
   end
 end
--- A free slot, searched from a random byte so that a freed address is not at once reused.
+-- A free slot: the random one the caller picked if it is free (so that a freed address is
+-- not at once given out again), else the next free one after it, else the first.
 local slots, bitmap = tonumber(ARGV[6]), 'node:' .. node .. ':uid_slots'
-local slot = redis.call('BITPOS', bitmap, 0, tonumber(ARGV[7]))
-if slot < 0 or slot >= slots then
-  slot = redis.call('BITPOS', bitmap, 0)
+local slot = tonumber(ARGV[7])
+if slots <= 0 then
+  return {-3}
+end
+if slot >= slots or redis.call('GETBIT', bitmap, slot) == 1 then
+  slot = redis.call('BITPOS', bitmap, 0, math.floor(slot / 8))
+  if slot < 0 or slot >= slots then
+    slot = redis.call('BITPOS', bitmap, 0)
+  end
 end
 if slot < 0 or slot >= slots then
   return {-3}

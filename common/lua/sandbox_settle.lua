@@ -8,8 +8,10 @@
 -- KEYS[1]  sandbox:<id>     ARGV[1] id
 -- Returns  1 settled, 0 the record was gone already
 local f = redis.call('HMGET', KEYS[1], 'status', 'key_id', 'node_id', 'uid_slot', 'pid',
-                     'created_at', 'paused_at', 'paused_ms')
-local status, key_id, node, slot = f[1], f[2], f[3], tonumber(f[4])
+                     'created_at', 'paused_at', 'paused_ms', 'status_before')
+-- A delete that could not stop the runtime at once left status "deleting", and what it was
+-- before in status_before.
+local status, key_id, node, slot = f[9] or f[1], f[2], f[3], tonumber(f[4])
 if not status or not node then
   return 0
 end
@@ -19,7 +21,7 @@ redis.call('ZREM', 'sandboxes:node:' .. node, id)
 if slot and slot >= 0 then
   redis.call('SETBIT', 'node:' .. node .. ':uid_slots', slot, 0)
 end
-if status == 'pooled' or status == 'claiming' then
+if slot then
   redis.call('LREM', 'pool:' .. node, 0, id .. '.' .. (f[5] or '0') .. '.' .. f[4])
 end
 if not key_id or key_id == '' then
