@@ -599,8 +599,14 @@ static int record_store(struct sandbox_ctx *sc, const struct record *rec, char e
             "auto_resume", n[6],        "metadata",   rec->metadata, "paused_ms",  "0",      "uid_slot",
             n[7],          "network",   rec->network, "address",     rec->address};
         _cleanup_reply_ redisReply *r = NULL;
-        return redis_client_script(sc->redis, &redis_script_sandbox_store, 3, (int)ELEMENTSOF(args), args, &r,
-                                   err);
+        int rc = redis_client_script(sc->redis, &redis_script_sandbox_store, 3, (int)ELEMENTSOF(args), args,
+                                     &r, err);
+        if (rc == 0 && (r->type != REDIS_REPLY_INTEGER || r->integer != 1)) {
+                snprintf(err, SANDBOX_ERR_MAX,
+                         "the sandbox took too long to start and was reclaimed; try again");
+                return -EBUSY; /* a node too loaded to start one in a minute: 503, Retry-After */
+        }
+        return rc;
 }
 
 /* A cold start of the reserved sandbox: its cgroup and runtime, made for this spec. On
@@ -618,6 +624,7 @@ static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, s
 }
 
 static bool pool_serves(struct sandbox_ctx *sc, const struct sandbox_spec *spec);
+static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX_ERR_MAX]);
 static int pool_fit(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
                     char err[SANDBOX_ERR_MAX]);
 
@@ -665,7 +672,8 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
 
 settle:; /* the reservation's record says what to stop and give back */
         char serr[SANDBOX_ERR_MAX];
-        sandbox_destroy(sc, NULL, res.id, serr);
+        if (sandbox_destroy(sc, NULL, res.id, serr) == -ENOENT) /* settled already: the runtime */
+                stop_runtime(sc, res.id, serr);
         return r;
 }
 

@@ -274,6 +274,15 @@ static void store__sandbox_reservations_and_settling_keep_the_books(void)
         CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 0);
         CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 0);
         CHECK(books_int(rc, "BITCOUNT %s", "node:bk:uid_slots") == 0);
+        /* A create that finishes after its record was settled does not bring it back. */
+        const char *args[] = {"sandbox:sb", "sandboxes:key:x", "sandboxes:node:bk", "sb", "1", "2",
+                              "status",     "running"};
+        char err[REDIS_ERR_MAX];
+        _cleanup_reply_ redisReply *r = NULL;
+        CHECK(redis_client_script(rc, &redis_script_sandbox_store, 3, 8, args, &r, err) == 0 &&
+              r->type == REDIS_REPLY_INTEGER && r->integer == 0);
+        CHECK(books_int(rc, "EXISTS %s", "sandbox:sb") == 0);
+        CHECK(books_int(rc, "ZSCORE sandboxes:node:bk %s", "sb") == 0);
 }
 
 static void store__unreachable_redis_is_reported_as_unavailable(void)
