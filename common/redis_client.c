@@ -22,6 +22,7 @@ extern const char warren_lua_auth_rate[];
 extern const char warren_lua_quota_reserve[];
 extern const char warren_lua_quota_release[];
 extern const char warren_lua_sandbox_store[];
+extern const char warren_lua_sandbox_update[];
 extern const char warren_lua_sandbox_stopping[];
 extern const char warren_lua_sandbox_reserve[];
 extern const char warren_lua_sandbox_settle_claim[];
@@ -31,6 +32,7 @@ const struct redis_script redis_script_auth_rate = {"auth_rate", warren_lua_auth
 const struct redis_script redis_script_quota_reserve = {"quota_reserve", warren_lua_quota_reserve};
 const struct redis_script redis_script_quota_release = {"quota_release", warren_lua_quota_release};
 const struct redis_script redis_script_sandbox_store = {"sandbox_store", warren_lua_sandbox_store};
+const struct redis_script redis_script_sandbox_update = {"sandbox_update", warren_lua_sandbox_update};
 const struct redis_script redis_script_sandbox_stopping = {"sandbox_stopping", warren_lua_sandbox_stopping};
 const struct redis_script redis_script_sandbox_reserve = {"sandbox_reserve", warren_lua_sandbox_reserve};
 const struct redis_script redis_script_sandbox_settle_claim = {"sandbox_settle_claim",
@@ -359,7 +361,7 @@ static void script_shas_init(void)
         const struct redis_script *all[] = {
             &redis_script_auth_rate,      &redis_script_quota_reserve,    &redis_script_quota_release,
             &redis_script_sandbox_store,  &redis_script_sandbox_stopping, &redis_script_sandbox_settle_claim,
-            &redis_script_sandbox_settle, &redis_script_sandbox_reserve};
+            &redis_script_sandbox_settle, &redis_script_sandbox_reserve,  &redis_script_sandbox_update};
         _Static_assert(ELEMENTSOF(all) <= MAX_SCRIPTS, "script_shas has no room for every script");
         for (size_t i = 0; i < ELEMENTSOF(all); i++) {
                 unsigned char md[SHA_DIGEST_LENGTH];

@@ -19,6 +19,7 @@ extern const struct redis_script redis_script_auth_rate;
 extern const struct redis_script redis_script_quota_reserve;
 extern const struct redis_script redis_script_quota_release;
 extern const struct redis_script redis_script_sandbox_store;
+extern const struct redis_script redis_script_sandbox_update;
 extern const struct redis_script redis_script_sandbox_stopping;
 extern const struct redis_script redis_script_sandbox_reserve;
 extern const struct redis_script redis_script_sandbox_settle_claim;

@@ -609,6 +609,30 @@ static int record_store(struct sandbox_ctx *sc, const struct record *rec, char e
         return rc;
 }
 
+/* Writes fields of a record read earlier and, when score is given, its place in the node's
+ * sweep: in one step, and only while the record exists (sandbox_update.lua). -ENOENT if a
+ * delete settled it meanwhile. */
+static int record_update(struct sandbox_ctx *sc, const struct record *rec, const char *score,
+                         const char *const *fields, int nfields, char err[SANDBOX_ERR_MAX])
+{
+        char key[64], index[96];
+        snprintf(key, sizeof key, "sandbox:%s", rec->id);
+        snprintf(index, sizeof index, "sandboxes:node:%s", rec->node_id);
+        const char *args[16] = {key, index, rec->id, score ? score : ""};
+        if (nfields > (int)ELEMENTSOF(args) - 4)
+                return -E2BIG;
+        memcpy(args + 4, fields, (size_t)nfields * sizeof *fields);
+        _cleanup_reply_ redisReply *r = NULL;
+        int rc = redis_client_script(sc->redis, &redis_script_sandbox_update, 2, 4 + nfields, args, &r, err);
+        if (rc < 0)
+                return rc;
+        if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+                snprintf(err, SANDBOX_ERR_MAX, "no sandbox with id '%s'", rec->id);
+                return -ENOENT;
+        }
+        return 0;
+}
+
 /* A cold start of the reserved sandbox: its cgroup and runtime, made for this spec. On
  * failure the caller settles the reservation, which removes the rest. */
 static int start_cold(struct sandbox_ctx *sc, const struct sandbox_spec *spec, struct reservation *res,
@@ -866,16 +890,9 @@ static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SAN
  * really gone. */
 static int mark_deleting(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
 {
-        redisReply *r = NULL;
         /* What it was stays known: settling gives back what that status held. */
-        if (strcmp(rec->status, "deleting") != 0 &&
-            redis_client_cmd(sc->redis, &r, err, "HSETNX sandbox:%s status_before %s", rec->id,
-                             rec->status) == 0)
-                freeReplyObject(r);
-        if (redis_client_cmd(sc->redis, &r, err, "HSET sandbox:%s status deleting", rec->id) == 0)
-                freeReplyObject(r);
-        if (redis_client_cmd(sc->redis, &r, err, "ZADD sandboxes:node:%s 0 %s", rec->node_id, rec->id) == 0)
-                freeReplyObject(r);
+        const char *fields[] = {"status", "deleting", "status_before", rec->status};
+        record_update(sc, rec, "0", fields, strcmp(rec->status, "deleting") != 0 ? 4 : 2, err);
         return -EINPROGRESS;
 }
 
@@ -970,23 +987,14 @@ int sandbox_set_timeout(struct sandbox_ctx *sc, const char *key_id, const char *
         int r = record_load_active(sc, key_id, id, &rec, err);
         if (r < 0)
                 return r;
-        long long end_at = now_ms() + timeout_ms;
-        redisReply *rep = NULL;
-        if (strcmp(rec.status, "paused") == 0) {
-                /* A paused sandbox does not age: the new lifetime starts at resume. */
-                r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s remaining_ms %lld", id,
-                                     timeout_ms);
-        } else {
-                r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s end_at %lld", id, end_at);
-                if (r == 0) {
-                        freeReplyObject(rep);
-                        r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s %lld %s",
-                                             rec.node_id, end_at, id);
-                }
-        }
-        if (r < 0)
+        char end_at[24], timeout[24];
+        snprintf(end_at, sizeof end_at, "%lld", now_ms() + timeout_ms);
+        snprintf(timeout, sizeof timeout, "%lld", timeout_ms);
+        /* A paused sandbox does not age: the new lifetime starts at resume. */
+        bool paused = strcmp(rec.status, "paused") == 0;
+        const char *fields[] = {paused ? "remaining_ms" : "end_at", paused ? timeout : end_at};
+        if ((r = record_update(sc, &rec, paused ? NULL : end_at, fields, 2, err)) < 0)
                 return r;
-        freeReplyObject(rep);
         return sandbox_get(sc, key_id, id, ret_info, err);
 }
 
@@ -1003,10 +1011,9 @@ int sandbox_set_network(struct sandbox_ctx *sc, const char *key_id, const char *
                 return -EIO;
         }
         _cleanup_free_ char *text = json_dumps(policy, JSON_COMPACT);
-        redisReply *rep = NULL;
-        if ((r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s network %s", id, text)) < 0)
+        const char *fields[] = {"network", text ? text : "{}"};
+        if ((r = record_update(sc, &rec, NULL, fields, 2, err)) < 0)
                 return r;
-        freeReplyObject(rep);
         return sandbox_get(sc, key_id, id, ret_info, err);
 }
 
@@ -1039,18 +1046,13 @@ int sandbox_pause(struct sandbox_ctx *sc, const char *key_id, const char *id, js
                 return r;
         }
         long long now = now_ms();
-        redisReply *rep = NULL;
-        r = redis_client_cmd(sc->redis, &rep, err,
-                             "HSET sandbox:%s status paused paused_at %lld remaining_ms %lld", id, now,
-                             rec.end_at > now ? rec.end_at - now : 0);
-        if (r == 0) {
-                freeReplyObject(rep);
-                /* Never due while paused, but still the node's to watch. */
-                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s +inf %s", rec.node_id, id);
-        }
-        if (r < 0)
+        char at[24], remaining[24];
+        snprintf(at, sizeof at, "%lld", now);
+        snprintf(remaining, sizeof remaining, "%lld", rec.end_at > now ? rec.end_at - now : 0);
+        const char *fields[] = {"status", "paused", "paused_at", at, "remaining_ms", remaining};
+        /* Never due while paused, but still the node's to watch. */
+        if ((r = record_update(sc, &rec, "+inf", fields, (int)ELEMENTSOF(fields), err)) < 0)
                 return r;
-        freeReplyObject(rep);
         return sandbox_get(sc, key_id, id, ret_info, err);
 }
 
@@ -1065,19 +1067,13 @@ int sandbox_resume(struct sandbox_ctx *sc, const char *key_id, const char *id, j
                 return ret_info ? sandbox_get(sc, key_id, id, ret_info, err) : 0;
         if ((r = freeze(id, 0, err)) < 0)
                 return r;
-        long long now = now_ms(), end_at = now + rec.remaining_ms;
-        redisReply *rep = NULL;
-        r = redis_client_cmd(sc->redis, &rep, err,
-                             "HSET sandbox:%s status running end_at %lld paused_ms %lld", id, end_at,
-                             rec.paused_ms + (now - rec.paused_at));
-        if (r == 0) {
-                freeReplyObject(rep);
-                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s %lld %s", rec.node_id,
-                                     end_at, id);
-        }
-        if (r < 0)
+        long long now = now_ms();
+        char end_at[24], paused_ms[24];
+        snprintf(end_at, sizeof end_at, "%lld", now + rec.remaining_ms);
+        snprintf(paused_ms, sizeof paused_ms, "%lld", rec.paused_ms + (now - rec.paused_at));
+        const char *fields[] = {"status", "running", "end_at", end_at, "paused_ms", paused_ms};
+        if ((r = record_update(sc, &rec, end_at, fields, (int)ELEMENTSOF(fields), err)) < 0)
                 return r;
-        freeReplyObject(rep);
         return ret_info ? sandbox_get(sc, key_id, id, ret_info, err) : 0;
 }
 

@@ -283,6 +283,14 @@ static void store__sandbox_reservations_and_settling_keep_the_books(void)
               r->type == REDIS_REPLY_INTEGER && r->integer == 0);
         CHECK(books_int(rc, "EXISTS %s", "sandbox:sb") == 0);
         CHECK(books_int(rc, "ZSCORE sandboxes:node:bk %s", "sb") == 0);
+        /* Nor does a pause, resume or new timeout that read it before it was settled. */
+        const char *update[] = {"sandbox:sb", "sandboxes:node:bk", "sb", "+inf", "status", "paused"};
+        redisReply *u = NULL;
+        CHECK(redis_client_script(rc, &redis_script_sandbox_update, 2, 6, update, &u, err) == 0 &&
+              u->type == REDIS_REPLY_INTEGER && u->integer == 0);
+        freeReplyObject(u);
+        CHECK(books_int(rc, "EXISTS %s", "sandbox:sb") == 0);
+        CHECK(books_int(rc, "ZSCORE sandboxes:node:bk %s", "sb") == 0);
 }
 
 static void store__unreachable_redis_is_reported_as_unavailable(void)
