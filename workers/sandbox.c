@@ -846,11 +846,11 @@ static void previews_forget(struct sandbox_ctx *sc, const struct record *rec)
 #define SETTLE_WAIT_MS 5000
 
 static int settle_script(struct sandbox_ctx *sc, const struct redis_script *script, const char *id,
-                         const char *arg, char err[SANDBOX_ERR_MAX])
+                         const char *arg, const char *token, char err[SANDBOX_ERR_MAX])
 {
         char key[64];
         snprintf(key, sizeof key, "sandbox:%s", id);
-        const char *args[] = {key, arg};
+        const char *args[] = {key, arg, token};
         _cleanup_reply_ redisReply *r = NULL;
         int rc = redis_client_script(sc->redis, script, 1, (int)ELEMENTSOF(args), args, &r, err);
         if (rc < 0)
@@ -869,19 +869,37 @@ static void settle_wait(struct sandbox_ctx *sc, const char *id)
         }
 }
 
+/* A caller stalled past SETTLE_STALE_MS may have had its claim taken over, and the record
+ * settled since: the slot, and with it the address, may be another sandbox's by now, so it
+ * must not remove that address's rules. */
+static bool settle_claim_is_mine(struct sandbox_ctx *sc, const char *id, const char *token)
+{
+        char err[REDIS_ERR_MAX];
+        _cleanup_reply_ redisReply *r = NULL;
+        return redis_client_cmd(sc->redis, &r, err, "HGET sandbox:%s settling_by", id) == 0 &&
+               r->type == REDIS_REPLY_STRING && strcmp(r->str, token) == 0;
+}
+
 static int forget(struct sandbox_ctx *sc, const struct record *rec, char err[SANDBOX_ERR_MAX])
 {
-        char stale[24];
+        char stale[24], token[24];
+        unsigned long long pick = 0;
+        if (getrandom(&pick, sizeof pick, 0) != (ssize_t)sizeof pick)
+                pick = (unsigned long long)now_ms() ^ (unsigned long long)getpid() << 40;
         snprintf(stale, sizeof stale, "%d", SETTLE_STALE_MS);
-        int claim = settle_script(sc, &redis_script_sandbox_settle_claim, rec->id, stale, err);
+        snprintf(token, sizeof token, "%016llx", pick);
+        int claim = settle_script(sc, &redis_script_sandbox_settle_claim, rec->id, stale, token, err);
         /* The master (the sweep, the pool) does not wait: its loop reaps and reloads too. */
         if (claim == 2 && !sc->reaps_sandboxes)
                 settle_wait(sc, rec->id);
         if (claim != 1)
                 return claim < 0 ? claim : 0;
-        if (rec->uid_slot >= 0 && strcmp(rec->node_id, sc->node_id) == 0)
+        if (rec->uid_slot >= 0 && strcmp(rec->node_id, sc->node_id) == 0) {
+                if (!settle_claim_is_mine(sc, rec->id, token))
+                        return 0;
                 network_sandbox_release(sc->cfg, rec->id, rec->uid_slot);
-        int r = settle_script(sc, &redis_script_sandbox_settle, rec->id, rec->id, err);
+        }
+        int r = settle_script(sc, &redis_script_sandbox_settle, rec->id, rec->id, token, err);
         return r < 0 ? r : 0;
 }
 

@@ -5,14 +5,14 @@
 -- also the key's quota and a place in the node's capacity. A sandbox the key got adds its
 -- running time, less the time it spent paused, to the key's usage.
 --
--- KEYS[1]  sandbox:<id>     ARGV[1] id
--- Returns  1 settled, 0 the record was gone already
+-- KEYS[1]  sandbox:<id>     ARGV[1] id     ARGV[2] the settling claim's token
+-- Returns  1 settled, 0 the record was gone already or the claim is no longer the caller's
 local f = redis.call('HMGET', KEYS[1], 'status', 'key_id', 'node_id', 'uid_slot', 'pid',
-                     'created_at', 'paused_at', 'paused_ms', 'status_before')
+                     'created_at', 'paused_at', 'paused_ms', 'status_before', 'settling_by')
 -- A delete that could not stop the runtime at once left status "deleting", and what it was
 -- before in status_before.
 local status, key_id, node, slot = f[9] or f[1], f[2], f[3], tonumber(f[4])
-if not status or not node then
+if not status or not node or f[10] ~= ARGV[2] then
   return 0
 end
 local id = ARGV[1]

@@ -208,9 +208,9 @@ static long long books_script(struct redis_client *rc, const struct redis_script
 {
         char key[64], err[REDIS_ERR_MAX];
         snprintf(key, sizeof key, "sandbox:%s", id);
-        const char *args[] = {key, arg};
+        const char *args[] = {key, arg, "t0"};
         _cleanup_reply_ redisReply *r = NULL;
-        if (redis_client_script(rc, s, 1, 2, args, &r, err) < 0 || r->type != REDIS_REPLY_INTEGER)
+        if (redis_client_script(rc, s, 1, 3, args, &r, err) < 0 || r->type != REDIS_REPLY_INTEGER)
                 return -999;
         return r->integer;
 }
@@ -232,6 +232,8 @@ static void store__sandbox_reservations_and_settling_keep_the_books(void)
         CHECK(books_int(rc, "BITCOUNT %s", "node:bk:uid_slots") == 2);
         CHECK(books_int(rc, "ZSCORE sandboxes:node:bk %s", "sa") > 0);
         /* Settled once: all of it comes back, and a second settle finds nothing. */
+        CHECK(books_script(rc, &redis_script_sandbox_settle, "sa", "sa") == 0); /* unclaimed */
+        CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sa", "30000") == 1);
         CHECK(books_script(rc, &redis_script_sandbox_settle, "sa", "sa") == 1);
         CHECK(books_script(rc, &redis_script_sandbox_settle, "sa", "sa") == 0);
         CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 1);
@@ -261,6 +263,7 @@ static void store__sandbox_reservations_and_settling_keep_the_books(void)
         CHECK(books_int(rc, "LLEN %s", "pool:bk") == 0);
         /* A delete that could not stop it marked it deleting; it still held what it held. */
         CHECK(books_int(rc, "HSET sandbox:pp status_before claiming status %s", "deleting") == 1);
+        CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "pp", "30000") == 1);
         CHECK(books_script(rc, &redis_script_sandbox_settle, "pp", "pp") == 1);
         CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 1);
         CHECK(books_int(rc, "GET %s", "node:bk:sandboxes") == 1);
@@ -269,6 +272,10 @@ static void store__sandbox_reservations_and_settling_keep_the_books(void)
         CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "30000") == 1);
         CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "30000") == 2);
         CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "0") == 1);
+        /* A claimer whose claim was taken over by another settles nothing. */
+        CHECK(books_int(rc, "HSET sandbox:sb settling_by %s", "t1") == 0);
+        CHECK(books_script(rc, &redis_script_sandbox_settle, "sb", "sb") == 0);
+        CHECK(books_int(rc, "HSET sandbox:sb settling_by %s", "t0") == 0);
         CHECK(books_script(rc, &redis_script_sandbox_settle, "sb", "sb") == 1);
         CHECK(books_script(rc, &redis_script_sandbox_settle_claim, "sb", "30000") == 0);
         CHECK(books_int(rc, "HGET %s used_sandboxes", quota) == 0);
