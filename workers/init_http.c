@@ -58,33 +58,38 @@ static bool token_matches(const char *given, size_t len)
         return diff == 0;
 }
 
-static _Noreturn void bad(struct http_link *l, const char *msg)
+static int head_error(struct http_head *ret, const char *code, const char *msg)
 {
-        http_answer_error(l, "bad_request", msg);
+        ret->code = code;
+        ret->error = msg;
+        return -1;
 }
 
-/* The request line and the one header that matters. */
-static json_t *parse_head(struct http_link *l, char *head)
+int http_parse_head(char *head, struct http_head *ret)
 {
+        *ret = (struct http_head){0};
         char *line_end = strstr(head, "\r\n");
+        if (!line_end)
+                return head_error(ret, "bad_request", "malformed request line");
         *line_end = 0;
         char *method = head, *target = strchr(head, ' ');
         if (!target)
-                bad(l, "malformed request line");
+                return head_error(ret, "bad_request", "malformed request line");
         *target++ = 0;
         char *version = strchr(target, ' ');
         if (!version || strncmp(version + 1, "HTTP/1.", 7) != 0)
-                bad(l, "malformed request line");
+                return head_error(ret, "bad_request", "malformed request line");
         *version = 0;
         bool put = strcmp(method, "PUT") == 0;
         if (!put && strcmp(method, "GET") != 0)
-                bad(l, "only GET and PUT are served here");
+                return head_error(ret, "bad_request", "only GET and PUT are served here");
         char *amp = strncmp(target, "/fs?t=", 6) == 0 ? strchr(target + 6, '&') : NULL;
         if (!amp || strncmp(amp, "&r=", 3) != 0 ||
             url_decode(amp + 3, strlen(amp + 3), amp + 3, strlen(amp + 3) + 1) < 0)
-                bad(l, "the target must be /fs?t=<token>&r=<request>");
+                return head_error(ret, "bad_request", "the target must be /fs?t=<token>&r=<request>");
         if (!token_matches(target + 6, (size_t)(amp - target - 6)))
-                http_answer_error(l, "permission_denied", "this request does not carry the sandbox's token");
+                return head_error(ret, "permission_denied",
+                                  "this request does not carry the sandbox's token");
         char *request = amp + 3;
         /* No Content-Length, no body: nginx sends an HTTP/1.0 body only with its length. */
         for (char *h = line_end + 2; *h;) {
@@ -94,14 +99,15 @@ static json_t *parse_head(struct http_link *l, char *head)
                 *end = 0;
                 if (strncasecmp(h, "Content-Length:", 15) == 0) {
                         char *e;
+                        errno = 0;
                         long long v = strtoll(h + 15, &e, 10);
                         while (*e == ' ' || *e == '\t')
                                 e++;
-                        if (v < 0 || *e)
-                                bad(l, "malformed Content-Length");
-                        l->body_left = v;
+                        if (v < 0 || *e || errno == ERANGE || e == h + 15)
+                                return head_error(ret, "bad_request", "malformed Content-Length");
+                        ret->body_len = v;
                 } else if (strncasecmp(h, "Transfer-Encoding:", 18) == 0) {
-                        bad(l, "a chunked body is not taken here");
+                        return head_error(ret, "bad_request", "a chunked body is not taken here");
                 }
                 h = end + 2;
         }
@@ -109,9 +115,11 @@ static json_t *parse_head(struct http_link *l, char *head)
         const char *action = json_string_value(json_object_get(req, "action"));
         if (!json_is_object(req) || !action || strcmp(action, put ? "write" : "download") != 0) {
                 json_decref(req);
-                bad(l, "the request must be a write (PUT) or a download (GET)");
+                return head_error(ret, "bad_request",
+                                  "the request must be a write (PUT) or a download (GET)");
         }
-        return req;
+        ret->request = req;
+        return 0;
 }
 
 json_t *http_read_request(int fd, struct http_link *ret)
@@ -122,7 +130,7 @@ json_t *http_read_request(int fd, struct http_link *ret)
         char *end = NULL;
         while (!end) {
                 if (len == HEAD_MAX)
-                        bad(ret, "request head too large");
+                        http_answer_error(ret, "bad_request", "request head too large");
                 if (wait_readable(fd, HEAD_WAIT_MS) <= 0)
                         _exit(1);
                 ssize_t n = read(fd, head + len, HEAD_MAX - len);
@@ -137,7 +145,11 @@ json_t *http_read_request(int fd, struct http_link *ret)
         ret->pre = end + 4;
         ret->pre_len = len - (size_t)(ret->pre - head);
         end[2] = 0; /* the head ends with its last header's CRLF */
-        return parse_head(ret, head);
+        struct http_head h;
+        if (http_parse_head(head, &h) < 0)
+                http_answer_error(ret, h.code, h.error);
+        ret->body_left = h.body_len;
+        return h.request;
 }
 
 long http_body_read(struct http_link *l, char *buf, size_t n)

@@ -32,8 +32,20 @@ struct http_link {
  * without one, every request is refused. */
 void http_set_token(const char *token);
 
+/* A request's head, parsed: its fs request and its body's length, or what was wrong with it
+ * (code, one of the agent's error codes, and a message). */
+struct http_head {
+        json_t *request;
+        long long body_len;
+        const char *code, *error;
+};
+
+/* Parses head (changed in place; NUL-terminated, ending with its last header's CRLF):
+ * 0, or -1 with ret's code and error set. Touches nothing else. */
+int http_parse_head(char *head, struct http_head *ret);
+
 /* Reads the request on fd: its fs request, and the body's length. On a malformed one, answers
- * 400 and ends the process. */
+ * 400 (403 without the token) and ends the process. */
 json_t *http_read_request(int fd, struct http_link *ret);
 
 /* Up to n bytes of the body; 0 at its end; -1 if nginx went away before its end. */
