@@ -19,6 +19,7 @@
 #include "cleanup.h"
 
 extern const char warren_lua_auth_rate[];
+extern const char warren_lua_auth_refund[];
 extern const char warren_lua_quota_reserve[];
 extern const char warren_lua_quota_release[];
 extern const char warren_lua_sandbox_store[];
@@ -29,6 +30,7 @@ extern const char warren_lua_sandbox_settle_claim[];
 extern const char warren_lua_sandbox_settle[];
 
 const struct redis_script redis_script_auth_rate = {"auth_rate", warren_lua_auth_rate};
+const struct redis_script redis_script_auth_refund = {"auth_refund", warren_lua_auth_refund};
 const struct redis_script redis_script_quota_reserve = {"quota_reserve", warren_lua_quota_reserve};
 const struct redis_script redis_script_quota_release = {"quota_release", warren_lua_quota_release};
 const struct redis_script redis_script_sandbox_store = {"sandbox_store", warren_lua_sandbox_store};
@@ -361,7 +363,8 @@ static void script_shas_init(void)
         const struct redis_script *all[] = {
             &redis_script_auth_rate,      &redis_script_quota_reserve,    &redis_script_quota_release,
             &redis_script_sandbox_store,  &redis_script_sandbox_stopping, &redis_script_sandbox_settle_claim,
-            &redis_script_sandbox_settle, &redis_script_sandbox_reserve,  &redis_script_sandbox_update};
+            &redis_script_sandbox_settle, &redis_script_sandbox_reserve,  &redis_script_sandbox_update,
+            &redis_script_auth_refund};
         _Static_assert(ELEMENTSOF(all) <= MAX_SCRIPTS, "script_shas has no room for every script");
         for (size_t i = 0; i < ELEMENTSOF(all); i++) {
                 unsigned char md[SHA_DIGEST_LENGTH];
@@ -392,8 +395,10 @@ int redis_client_script(struct redis_client *c, const struct redis_script *scrip
         const char *argv[MAX_ARGS];
         char nk[16];
         snprintf(nk, sizeof nk, "%d", nkeys);
-        argv[0] = "EVALSHA";
-        argv[1] = script_sha(script);
+        /* A script missing from script_shas_init is sent whole each time rather than not at all. */
+        const char *sha = script_sha(script);
+        argv[0] = sha ? "EVALSHA" : "EVAL";
+        argv[1] = sha ? sha : script->body;
         argv[2] = nk;
         for (int i = 0; i < nargs; i++)
                 argv[3 + i] = args[i];

@@ -16,6 +16,7 @@ struct redis_script {
 };
 
 extern const struct redis_script redis_script_auth_rate;
+extern const struct redis_script redis_script_auth_refund;
 extern const struct redis_script redis_script_quota_reserve;
 extern const struct redis_script redis_script_quota_release;
 extern const struct redis_script redis_script_sandbox_store;

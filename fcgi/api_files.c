@@ -13,6 +13,7 @@
 
 #include "agent.h"
 #include "api.h"
+#include "auth.h"
 #include "cleanup.h"
 #include "file_types.h"
 #include "hash.h"
@@ -477,12 +478,20 @@ int api_fs_upload(struct http_ctx *ctx)
  * this route never renders an error a client sees. */
 #define FILES_TARGET_MAX 6144
 
+/* Hands the request on to the worker's own route (any answer but 200 does), and gives back
+ * the rate token this check took: that route takes its own, and a client pays for one. */
+static int hand_on(struct http_ctx *ctx, const char *why)
+{
+        auth_refund(ctx->redis, ctx->principal.key_id);
+        return http_respond_error(ctx, 403, "%s", why);
+}
+
 int api_fs_raw_route(struct http_ctx *ctx)
 {
         struct raw_query q = {0};
         json_t *req = raw_request(ctx, strcmp(ctx->req.method, "PUT") ? "download" : "write", &q);
         if (!req)
-                return http_respond_error(ctx, 403, "%s", q.err);
+                return hand_on(ctx, q.err);
         struct sandbox_ctx sc = api_sandbox_ctx(ctx);
         char sock[PATH_MAX], token[SHA256_HEX_LEN + 1], err[SANDBOX_ERR_MAX];
         const char *id = route_param(&ctx->params, "id");
@@ -490,12 +499,12 @@ int api_fs_raw_route(struct http_ctx *ctx)
         _cleanup_free_ char *text = r < 0 ? NULL : json_dumps(req, JSON_COMPACT);
         json_decref(req);
         if (r < 0 || !text)
-                return http_respond_error(ctx, 403, "%s", r < 0 ? err : "out of memory");
+                return hand_on(ctx, r < 0 ? err : "out of memory");
         char target[FILES_TARGET_MAX];
         size_t n = (size_t)snprintf(target, sizeof target, "unix:%s:/fs?t=%s&r=", sock, token);
         if (n >= sizeof target || url_encode(text, target + n, sizeof target - n) < 0)
                 /* a path of thousands of escapes: the worker carries it */
-                return http_respond_error(ctx, 403, "the request is too long to hand over");
+                return hand_on(ctx, "the request is too long to hand over");
         http_add_header(ctx, "X-Warren-Files-Target: %s", target);
         return http_respond_json(ctx, 200, json_pack("{s:b}", "direct", 1));
 }

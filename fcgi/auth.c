@@ -97,3 +97,12 @@ int auth_check(struct redis_client *rc, const char *key, size_t len, struct prin
         }
         return 0;
 }
+
+void auth_refund(struct redis_client *rc, const char *key_id)
+{
+        char key[64], err[REDIS_ERR_MAX];
+        snprintf(key, sizeof key, "key:%s", key_id);
+        const char *args[] = {key};
+        _cleanup_reply_ redisReply *reply = NULL;
+        redis_client_script(rc, &redis_script_auth_refund, 1, 1, args, &reply, err);
+}

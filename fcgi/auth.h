@@ -17,3 +17,7 @@ int auth_extract_key(const struct http_request *req, const char **ret_key, size_
  * revoked key; -EAGAIN over the rate (*ret_retry_ms set); -ENOTCONN when Redis is away. */
 int auth_check(struct redis_client *rc, const char *key, size_t len, struct principal *ret,
                long long *ret_retry_ms, char err[REQUEST_ERR_MAX]);
+
+/* Gives back the token (and the count) auth_check took for key_id: for a request handed on
+ * whole to a route that checks it again. */
+void auth_refund(struct redis_client *rc, const char *key_id);

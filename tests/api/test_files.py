@@ -360,6 +360,19 @@ def raw_transfers_pass_nginx_and_the_agent_only_and_the_rest_goes_to_the_worker(
            [(a[0], a[2][:80]) for a in answers])
     expect(wait_until(lambda: node.request("DELETE", f"/v1/sandboxes/{own}", key=slow).status == 200,
                       timeout=10))
+    # A request handed on to the worker costs its key one token and one request, not two:
+    # with a burst of 8 (1 a second back), 6 handed-on requests in a row are all served.
+    frugal = node.create_key("raw-frugal", rate=1, burst=8)
+    own = node.sandbox(key=frugal["key"])
+    time.sleep(1.5)  # the create's token back
+    before = node.request("GET", "/v1/usage", key=frugal["key"]).json["requests"]
+    answers = [raw(node, "GET", own, "path=/x&color=red", key=frugal["key"])[0] for _ in range(6)]
+    expect(answers == [400] * 6, answers)
+    after = node.request("GET", "/v1/usage", key=frugal["key"]).json["requests"]
+    expect(after - before == 7, (before, after))  # the six, and the second usage call
+    # The bucket is empty now: the delete waits for a token.
+    expect(wait_until(lambda: node.request("DELETE", f"/v1/sandboxes/{own}", key=frugal["key"]).status == 200,
+                      timeout=10))
     # files.sock takes nginx's group, but a process of that group is not nginx: without the
     # sandbox's token (only the workers can make it) it gets a 403 and nothing is written.
     sock = os.path.join(node.state, "sandboxes", sid, "files.sock")
