@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <signal.h>
@@ -1106,6 +1107,28 @@ int cgroup_open(const char *name, struct cgroup **ret, char err[CGROUP_ERR_MAX])
                 return r;
         *ret = TAKE_PTR(cg);
         return 0;
+}
+
+int cgroup_list(void (*fn)(const char *name, void *arg), void *arg, char err[CGROUP_ERR_MAX])
+{
+        int count = 0;
+        for (size_t i = 0; i < sys.n_hier; i++) {
+                char path[PATH_MAX];
+                snprintf(path, sizeof path, "%s/%s", sys.hier[i].path, sys.parent);
+                DIR *d = opendir(path);
+                if (!d && errno == ENOENT)
+                        continue;
+                if (!d)
+                        return fail_errno(err, -errno, "list cgroup %s", path);
+                struct dirent *e;
+                while ((e = readdir(d)))
+                        if (e->d_type == DT_DIR && e->d_name[0] != '.') {
+                                fn(e->d_name, arg);
+                                count++;
+                        }
+                closedir(d);
+        }
+        return count;
 }
 
 int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim, char err[CGROUP_ERR_MAX])

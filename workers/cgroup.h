@@ -73,6 +73,10 @@ int cgroup_create(const char *name, const struct cgroup_limits *lim, struct cgro
  * that cgroup_destroy can clear it. */
 int cgroup_open(const char *name, struct cgroup **ret, char err[CGROUP_ERR_MAX]);
 
+/* Calls fn with the name of every group under <parent>: on v1 once per hierarchy the group is
+ * in (a half-made one is named too). Returns how many calls it made, or -errno. */
+int cgroup_list(void (*fn)(const char *name, void *arg), void *arg, char err[CGROUP_ERR_MAX]);
+
 /* Writes every limit in lim, 0 meaning "remove the limit". A non-zero limit whose controller is
  * not available fails with -EOPNOTSUPP and names the controller; a zero one is skipped, as
  * there is nothing to enforce. A failure part-way leaves the limits written before it. */

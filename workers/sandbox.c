@@ -3,6 +3,7 @@
  * when a create fails half-way, so that nothing is left behind whatever step fails. */
 #include "sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -1224,21 +1225,135 @@ static bool being_made_or_stopped(struct sandbox_ctx *sc, const char *id)
                (!strcmp(status->str, "creating") || !strcmp(status->str, "claiming"));
 }
 
+/* A sorted set of sandbox ids, for telling what is on the host from what is in Redis. */
+struct id_set {
+        char (*ids)[SANDBOX_ID_MAX];
+        size_t n, cap;
+        bool short_of_memory; /* an id could not be added: the set is not the whole truth */
+};
+
+static void id_set_add(const char *id, void *arg)
+{
+        struct id_set *set = arg;
+        if (!id_is_valid(id, SANDBOX_ID_MAX - 1))
+                return;
+        if (set->n == set->cap) {
+                size_t cap = set->cap ? set->cap * 2 : 64;
+                void *grown = realloc(set->ids, cap * sizeof *set->ids);
+                if (!grown) {
+                        set->short_of_memory = true;
+                        return;
+                }
+                set->ids = grown;
+                set->cap = cap;
+        }
+        snprintf(set->ids[set->n++], SANDBOX_ID_MAX, "%s", id);
+}
+
+static int id_compare(const void *a, const void *b)
+{
+        return strcmp(a, b);
+}
+
+/* Sorts the set and drops repeats (a v1 cgroup is listed once per hierarchy). */
+static void id_set_seal(struct id_set *set)
+{
+        if (set->n == 0)
+                return;
+        qsort(set->ids, set->n, sizeof *set->ids, id_compare);
+        size_t kept = 1;
+        for (size_t i = 1; i < set->n; i++)
+                if (strcmp(set->ids[i], set->ids[kept - 1]) != 0)
+                        memmove(set->ids[kept++], set->ids[i], sizeof *set->ids);
+        set->n = kept;
+}
+
+static bool id_set_has(const struct id_set *set, const char *id)
+{
+        return set->n > 0 && bsearch(id, set->ids, set->n, sizeof *set->ids, id_compare) != NULL;
+}
+
+/* The ids of every cgroup and directory this node's sandboxes have on the host. False if the
+ * list may be incomplete or wrong; nothing is then taken for an orphan. */
+static bool host_ids(struct sandbox_ctx *sc, struct id_set *set)
+{
+        char cgerr[CGROUP_ERR_MAX], dir[PATH_MAX];
+        if (cgroup_list(id_set_add, set, cgerr) < 0)
+                return false;
+        snprintf(dir, sizeof dir, "%.3000s/sandboxes", sc->cfg->state_dir);
+        DIR *d = opendir(dir);
+        bool complete = d || errno == ENOENT;
+        struct dirent *e;
+        while (d && (e = readdir(d)))
+                id_set_add(e->d_name, set);
+        if (d)
+                closedir(d);
+        id_set_seal(set);
+        return complete && !set->short_of_memory;
+}
+
+static bool on_host(struct sandbox_ctx *sc, const char *id)
+{
+        struct cgroup *cg = NULL;
+        char cgerr[CGROUP_ERR_MAX], dir[PATH_MAX];
+        if (cgroup_open(id, &cg, cgerr) == 0) {
+                cgroup_free(cg);
+                return true;
+        }
+        sandbox_dir(sc, id, dir, sizeof dir);
+        return access(dir, F_OK) == 0;
+}
+
+/* Stops runtimes that no record accounts for. Every cgroup and directory of a sandbox is made
+ * after its record (sandbox_reserve.lua) and removed before it goes, so one that was on the
+ * host before the node's index was read, is not in that index and has no record either, is
+ * no sandbox's: what a crash, or a maker and a delete crossing in a way the books did not
+ * foresee, left behind. Said in the log, as it should not happen. */
+static int stop_orphans(struct sandbox_ctx *sc, const struct id_set *host, const struct id_set *indexed)
+{
+        int n = 0;
+        for (size_t i = 0; i < host->n; i++) {
+                const char *id = host->ids[i];
+                char err[SANDBOX_ERR_MAX];
+                _cleanup_reply_ redisReply *r = NULL;
+                if (id_set_has(indexed, id) ||
+                    redis_client_cmd(sc->redis, &r, err, "EXISTS sandbox:%s", id) < 0 || r->integer != 0 ||
+                    !on_host(sc, id))
+                        continue; /* a sandbox, or one its delete has cleared since the listing */
+                int stopped = stop_runtime(sc, id, err);
+                log_event(
+                    stopped == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR, "a runtime without a record",
+                    json_pack("{s:s, s:s}", "sandbox_id", id, "outcome", stopped == 0 ? "stopped" : err));
+                n += stopped == 0;
+        }
+        return n;
+}
+
 int sandbox_sweep(struct sandbox_ctx *sc)
 {
         char err[SANDBOX_ERR_MAX];
+        /* First: see stop_orphans. */
+        struct id_set host = {0}, indexed = {0};
+        bool host_known = host_ids(sc, &host);
         _cleanup_reply_ redisReply *all = NULL;
+        int n = 0;
         if (redis_client_cmd(sc->redis, &all, err, "ZRANGE sandboxes:node:%s 0 -1 WITHSCORES", sc->node_id) <
             0)
-                return 0;
+                goto out;
         long long now = now_ms();
-        int n = 0;
         for (size_t i = 0; i + 1 < all->elements; i += 2) {
                 const char *id = all->element[i]->str, *score = all->element[i + 1]->str;
+                id_set_add(id, &indexed);
                 bool due = strcmp(score, "inf") != 0 && strtoll(score, NULL, 10) <= now;
                 if (due || (runtime_is_dead(id) && !being_made_or_stopped(sc, id)))
                         n += sweep_one(sc, id);
         }
+        id_set_seal(&indexed);
+        if (host_known && !indexed.short_of_memory)
+                n += stop_orphans(sc, &host, &indexed);
+out:
+        free(host.ids);
+        free(indexed.ids);
         return n;
 }
 
@@ -1322,7 +1437,8 @@ static int pool_add(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
         }
 settle:;
         char serr[SANDBOX_ERR_MAX];
-        sandbox_destroy(sc, NULL, res.id, serr);
+        if (sandbox_destroy(sc, NULL, res.id, serr) == -ENOENT) /* settled already: the runtime */
+                stop_runtime(sc, res.id, serr);
         return r;
 }
 

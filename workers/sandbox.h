@@ -93,7 +93,8 @@ int sandbox_exec(struct sandbox_ctx *sc, const char *key_id, const char *id, jso
                  const struct agent_stream *stream, struct agent_result *ret, char err[SANDBOX_ERR_MAX]);
 
 /* The node's sweep: destroys this node's sandboxes whose lifetime has passed and those whose
- * runtime has died. Returns how many it destroyed. */
+ * runtime has died, and stops whatever runtime is on the host with no record at all. Returns
+ * how many it destroyed or stopped. */
 int sandbox_sweep(struct sandbox_ctx *sc);
 
 /* The warm pool (run by the master): starts one sandbox if the node's pool holds fewer than

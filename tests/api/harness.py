@@ -302,7 +302,7 @@ return out
         found = []
         sb = os.path.join(self.state, "sandboxes")
         found += [f"dir {d}" for d in os.listdir(sb)] if os.path.isdir(sb) else []
-        for ctrl in ("memory", "pids", "cpu", "freezer"):
+        for ctrl in ("memory", "pids", "cpu", "cpuacct", "freezer"):
             d = f"/sys/fs/cgroup/{ctrl}/{self.cgroup_parent}"
             if os.path.isdir(d):
                 found += [f"cgroup {ctrl}/{e}" for e in os.listdir(d) if os.path.isdir(os.path.join(d, e))]

@@ -429,6 +429,32 @@ def creates_that_fit_take_a_warm_sandbox_and_the_pool_refills(node):
 
 
 @test
+def a_runtime_no_record_accounts_for_is_stopped_by_the_node(node):
+    # What a crash can leave behind: a sandbox's cgroups, with a process still in them, and its
+    # directory, but no record. The node's sweep stops the process and removes the rest.
+    orphan = "orphan" + "7" * 14
+    home = os.path.join(node.state, "sandboxes", orphan)
+    os.makedirs(os.path.join(home, "root"))
+    proc = subprocess.Popen(["sleep", "300"])
+    try:
+        for ctrl in ("memory", "pids", "cpu", "cpuacct", "freezer"):
+            parent = f"/sys/fs/cgroup/{ctrl}/{node.cgroup_parent}"
+            if os.path.isdir(parent) and not os.path.isdir(f"{parent}/{orphan}"):
+                os.mkdir(f"{parent}/{orphan}")
+                with open(f"{parent}/{orphan}/cgroup.procs", "w") as f:
+                    f.write(str(proc.pid))
+        expect(wait_until(lambda: proc.poll() is not None, timeout=10), "the orphan's process must be killed")
+        expect(wait_until(lambda: not [x for x in node.leftovers() if orphan in x], timeout=5), node.leftovers())
+        expect(not os.path.exists(home), os.listdir(os.path.dirname(home)))
+        with open(os.path.join(node.state, "logs", "warrend.log")) as f:
+            said = [json.loads(line) for line in f if orphan in line]
+        expect([(e["msg"], e["outcome"]) for e in said] == [("a runtime without a record", "stopped")], said)
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@test
 def deleting_everything_leaves_nothing_on_the_host(node):
     for s in node.request("GET", "/v1/sandboxes").json["sandboxes"]:
         node.request("DELETE", f"/v1/sandboxes/{s['id']}")
