@@ -125,13 +125,15 @@ static void run_pipeline(struct http_ctx *ctx, char **envp)
         }
         if (route_request(ctx) || ctx->responded)
                 return;
+        /* The key first: every answer to a keyed route, a 413 too, costs the key its token (a
+         * raw transfer's check gives its own back when it hands the request here). */
+        if (!(ctx->route->flags & ROUTE_NO_AUTH) && (authenticate(ctx) || ctx->responded))
+                return;
         if (ctx->route->body_limit && ctx->req.content_length > (long long)ctx->route->body_limit) {
                 http_respond_error(ctx, 413, "request body is larger than this route's limit of %zu bytes",
                                    ctx->route->body_limit);
                 return;
         }
-        if (!(ctx->route->flags & ROUTE_NO_AUTH) && (authenticate(ctx) || ctx->responded))
-                return;
         if (check_scope(ctx) || ctx->responded)
                 return;
         if (read_json_body(ctx) || ctx->responded)

@@ -370,6 +370,14 @@ def raw_transfers_pass_nginx_and_the_agent_only_and_the_rest_goes_to_the_worker(
     expect(answers == [400] * 6, answers)
     after = node.request("GET", "/v1/usage", key=frugal["key"]).json["requests"]
     expect(after - before == 7, (before, after))  # the six, and the second usage call
+    # Handed on and refused for its length before the body is read: still paid for, once.
+    time.sleep(4)  # tokens for the two and the usage call
+    for _ in range(2):
+        status = raw(node, "PUT", own, "color=red", key=frugal["key"],
+                     headers={"Content-Length": str((1 << 50) + 1)})[0]
+        expect(status == 413, status)
+    last = node.request("GET", "/v1/usage", key=frugal["key"]).json["requests"]
+    expect(last - after == 3, (after, last))
     # The bucket is empty now: the delete waits for a token.
     expect(wait_until(lambda: node.request("DELETE", f"/v1/sandboxes/{own}", key=frugal["key"]).status == 200,
                       timeout=10))
