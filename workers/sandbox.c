@@ -1285,7 +1285,8 @@ static bool host_ids(struct sandbox_ctx *sc, struct id_set *set)
         bool complete = d || errno == ENOENT;
         struct dirent *e;
         while (d && (e = readdir(d)))
-                id_set_add(e->d_name, set);
+                if (e->d_type == DT_DIR)
+                        id_set_add(e->d_name, set);
         if (d)
                 closedir(d);
         id_set_seal(set);
@@ -1304,14 +1305,40 @@ static bool on_host(struct sandbox_ctx *sc, const char *id)
         return access(dir, F_OK) == 0;
 }
 
+/* An id must be found orphaned by every sweep for this long before its runtime is stopped:
+ * a Redis that comes back behind, or fails over, has a moment to catch up. At most a few are
+ * stopped per sweep, as each stop may take seconds of the master's loop. */
+#define ORPHAN_GRACE_MS   5000
+#define ORPHANS_MAX       64
+#define ORPHANS_PER_SWEEP 4
+
+/* The orphans the previous sweep found, with when each was first found (the master's). */
+static struct orphan {
+        char id[SANDBOX_ID_MAX];
+        long long since;
+} orphans[ORPHANS_MAX];
+static size_t orphans_n;
+
+static long long orphan_since(const char *id, long long now)
+{
+        for (size_t i = 0; i < orphans_n; i++)
+                if (strcmp(orphans[i].id, id) == 0)
+                        return orphans[i].since;
+        return now;
+}
+
 /* Stops runtimes that no record accounts for. Every cgroup and directory of a sandbox is made
  * after its record (sandbox_reserve.lua) and removed before it goes, so one that was on the
  * host before the node's index was read, is not in that index and has no record either, is
  * no sandbox's: what a crash, or a maker and a delete crossing in a way the books did not
- * foresee, left behind. Said in the log, as it should not happen. */
+ * foresee, left behind. Said in the log, as it should not happen. (Hence also: two nodes on
+ * one host need cgroup_parents of their own.) */
 static int stop_orphans(struct sandbox_ctx *sc, const struct id_set *host, const struct id_set *indexed)
 {
-        int n = 0;
+        struct orphan found[ORPHANS_MAX];
+        size_t found_n = 0;
+        long long now = now_ms();
+        int n = 0, tried = 0;
         for (size_t i = 0; i < host->n; i++) {
                 const char *id = host->ids[i];
                 char err[SANDBOX_ERR_MAX];
@@ -1320,12 +1347,27 @@ static int stop_orphans(struct sandbox_ctx *sc, const struct id_set *host, const
                     redis_client_cmd(sc->redis, &r, err, "EXISTS sandbox:%s", id) < 0 || r->integer != 0 ||
                     !on_host(sc, id))
                         continue; /* a sandbox, or one its delete has cleared since the listing */
-                int stopped = stop_runtime(sc, id, err);
-                log_event(
-                    stopped == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR, "a runtime without a record",
-                    json_pack("{s:s, s:s}", "sandbox_id", id, "outcome", stopped == 0 ? "stopped" : err));
-                n += stopped == 0;
+                long long since = orphan_since(id, now);
+                if (now - since >= ORPHAN_GRACE_MS && tried < ORPHANS_PER_SWEEP) {
+                        tried++;
+                        int stopped = stop_runtime(sc, id, err);
+                        log_event(stopped == 0 ? LOG_LEVEL_WARN : LOG_LEVEL_ERROR,
+                                  "a runtime without a record",
+                                  json_pack("{s:s, s:s}", "sandbox_id", id, "outcome",
+                                            stopped == 0 ? "stopped" : err));
+                        if (stopped == 0 && !on_host(sc, id)) {
+                                n++;
+                                continue;
+                        }
+                        since = now; /* not gone: tried again, and said again, a grace later */
+                }
+                if (found_n < ORPHANS_MAX) {
+                        snprintf(found[found_n].id, sizeof found[found_n].id, "%s", id);
+                        found[found_n++].since = since;
+                }
         }
+        memcpy(orphans, found, found_n * sizeof *found);
+        orphans_n = found_n;
         return n;
 }
 
@@ -1418,19 +1460,19 @@ static int pool_add(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
                 return r;
         if ((r = start_cold(sc, &spec, &res, err)) < 0)
                 goto settle;
-        /* Offered only once its record is whole; never due once offered. */
+        /* Offered only once its record is whole; never due once offered. The record is written
+         * only while it exists, so a settled one is not brought back as a stray hash. */
+        struct record rec = {.uid_slot = res.slot};
+        snprintf(rec.id, sizeof rec.id, "%s", res.id);
+        snprintf(rec.node_id, sizeof rec.node_id, "%s", sc->node_id);
+        char pid[24];
+        snprintf(pid, sizeof pid, "%d", (int)res.pid);
+        const char *fields[] = {"pid", pid};
+        r = record_update(sc, &rec, "+inf", fields, (int)ELEMENTSOF(fields), err);
         redisReply *rep = NULL;
-        r = redis_client_cmd(sc->redis, &rep, err, "HSET sandbox:%s pid %d", res.id, (int)res.pid);
-        if (r == 0) {
-                freeReplyObject(rep);
+        if (r == 0)
                 r = redis_client_cmd(sc->redis, &rep, err, "RPUSH pool:%s %s.%d.%lld", sc->node_id, res.id,
                                      (int)res.pid, res.slot);
-        }
-        if (r == 0) {
-                freeReplyObject(rep);
-                r = redis_client_cmd(sc->redis, &rep, err, "ZADD sandboxes:node:%s +inf %s", sc->node_id,
-                                     res.id);
-        }
         if (r == 0) {
                 freeReplyObject(rep);
                 return 0;
