@@ -8,9 +8,9 @@
  * caller's buffer and nothing is allocated on an error path. */
 #include "cgroup.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <dirent.h>
 #include <limits.h>
 #include <linux/magic.h>
 #include <signal.h>

@@ -653,6 +653,15 @@ static int stop_runtime(struct sandbox_ctx *sc, const char *id, char err[SANDBOX
 static int pool_fit(struct sandbox_ctx *sc, const char *id, const struct sandbox_spec *spec,
                     char err[SANDBOX_ERR_MAX]);
 
+/* Gives back a reservation whose start failed: its record says what to stop and give back.
+ * Settled already (the sweep took it for lost), only the runtime is left to stop. */
+static void undo_reservation(struct sandbox_ctx *sc, const char *id)
+{
+        char err[SANDBOX_ERR_MAX];
+        if (sandbox_destroy(sc, NULL, id, err) == -ENOENT)
+                stop_runtime(sc, id, err);
+}
+
 /* Reserves a sandbox for the key: a ready one from the warm pool if one fits, else the record
  * of a cold start. A pooled runtime that died, or will not take its configuration, is thrown
  * away (its reservation with it) and the next one tried. */
@@ -695,10 +704,8 @@ int sandbox_create(struct sandbox_ctx *sc, const char *key_id, const struct sand
         *ret_info = record_json(&rec);
         return *ret_info ? 0 : -ENOMEM;
 
-settle:; /* the reservation's record says what to stop and give back */
-        char serr[SANDBOX_ERR_MAX];
-        if (sandbox_destroy(sc, NULL, res.id, serr) == -ENOENT) /* settled already: the runtime */
-                stop_runtime(sc, res.id, serr);
+settle:
+        undo_reservation(sc, res.id);
         return r;
 }
 
@@ -1225,16 +1232,19 @@ static bool being_made_or_stopped(struct sandbox_ctx *sc, const char *id)
                (!strcmp(status->str, "creating") || !strcmp(status->str, "claiming"));
 }
 
-/* A sorted set of sandbox ids, for telling what is on the host from what is in Redis. */
-struct id_set {
-        char (*ids)[SANDBOX_ID_MAX];
+/* The ids of what is on the host, sorted, each once, and whether the node's index has it. */
+struct host_ids {
+        struct host_id {
+                char id[SANDBOX_ID_MAX]; /* first: an entry compares as its id */
+                bool indexed;
+        } * ids;
         size_t n, cap;
-        bool short_of_memory; /* an id could not be added: the set is not the whole truth */
+        bool short_of_memory; /* an id could not be added: the list is not the whole truth */
 };
 
-static void id_set_add(const char *id, void *arg)
+static void host_ids_add(const char *id, void *arg)
 {
-        struct id_set *set = arg;
+        struct host_ids *set = arg;
         if (!id_is_valid(id, SANDBOX_ID_MAX - 1))
                 return;
         if (set->n == set->cap) {
@@ -1247,7 +1257,8 @@ static void id_set_add(const char *id, void *arg)
                 set->ids = grown;
                 set->cap = cap;
         }
-        snprintf(set->ids[set->n++], SANDBOX_ID_MAX, "%s", id);
+        set->ids[set->n] = (struct host_id){0};
+        snprintf(set->ids[set->n++].id, SANDBOX_ID_MAX, "%s", id);
 }
 
 static int id_compare(const void *a, const void *b)
@@ -1255,30 +1266,20 @@ static int id_compare(const void *a, const void *b)
         return strcmp(a, b);
 }
 
-/* Sorts the set and drops repeats (a v1 cgroup is listed once per hierarchy). */
-static void id_set_seal(struct id_set *set)
+/* Notes that the node's index has id (nothing, if the host has nothing of it). */
+static void host_ids_mark_indexed(struct host_ids *set, const char *id)
 {
-        if (set->n == 0)
-                return;
-        qsort(set->ids, set->n, sizeof *set->ids, id_compare);
-        size_t kept = 1;
-        for (size_t i = 1; i < set->n; i++)
-                if (strcmp(set->ids[i], set->ids[kept - 1]) != 0)
-                        memmove(set->ids[kept++], set->ids[i], sizeof *set->ids);
-        set->n = kept;
-}
-
-static bool id_set_has(const struct id_set *set, const char *id)
-{
-        return set->n > 0 && bsearch(id, set->ids, set->n, sizeof *set->ids, id_compare) != NULL;
+        struct host_id *found = set->n ? bsearch(id, set->ids, set->n, sizeof *set->ids, id_compare) : NULL;
+        if (found)
+                found->indexed = true;
 }
 
 /* The ids of every cgroup and directory this node's sandboxes have on the host. False if the
  * list may be incomplete or wrong; nothing is then taken for an orphan. */
-static bool host_ids(struct sandbox_ctx *sc, struct id_set *set)
+static bool host_ids_list(struct sandbox_ctx *sc, struct host_ids *set)
 {
         char cgerr[CGROUP_ERR_MAX], dir[PATH_MAX];
-        if (cgroup_list(id_set_add, set, cgerr) < 0)
+        if (cgroup_list(host_ids_add, set, cgerr) < 0)
                 return false;
         snprintf(dir, sizeof dir, "%.3000s/sandboxes", sc->cfg->state_dir);
         DIR *d = opendir(dir);
@@ -1286,10 +1287,18 @@ static bool host_ids(struct sandbox_ctx *sc, struct id_set *set)
         struct dirent *e;
         while (d && (e = readdir(d)))
                 if (e->d_type == DT_DIR)
-                        id_set_add(e->d_name, set);
+                        host_ids_add(e->d_name, set);
         if (d)
                 closedir(d);
-        id_set_seal(set);
+        /* Sorted, and each once: a v1 cgroup is listed once per hierarchy. */
+        if (set->n > 0) {
+                qsort(set->ids, set->n, sizeof *set->ids, id_compare);
+                size_t kept = 1;
+                for (size_t i = 1; i < set->n; i++)
+                        if (strcmp(set->ids[i].id, set->ids[kept - 1].id) != 0)
+                                set->ids[kept++] = set->ids[i];
+                set->n = kept;
+        }
         return complete && !set->short_of_memory;
 }
 
@@ -1333,17 +1342,17 @@ static long long orphan_since(const char *id, long long now)
  * no sandbox's: what a crash, or a maker and a delete crossing in a way the books did not
  * foresee, left behind. Said in the log, as it should not happen. (Hence also: two nodes on
  * one host need cgroup_parents of their own.) */
-static int stop_orphans(struct sandbox_ctx *sc, const struct id_set *host, const struct id_set *indexed)
+static int stop_orphans(struct sandbox_ctx *sc, const struct host_ids *host)
 {
         struct orphan found[ORPHANS_MAX];
         size_t found_n = 0;
         long long now = now_ms();
         int n = 0, tried = 0;
         for (size_t i = 0; i < host->n; i++) {
-                const char *id = host->ids[i];
+                const char *id = host->ids[i].id;
                 char err[SANDBOX_ERR_MAX];
                 _cleanup_reply_ redisReply *r = NULL;
-                if (id_set_has(indexed, id) ||
+                if (host->ids[i].indexed ||
                     redis_client_cmd(sc->redis, &r, err, "EXISTS sandbox:%s", id) < 0 || r->integer != 0 ||
                     !on_host(sc, id))
                         continue; /* a sandbox, or one its delete has cleared since the listing */
@@ -1375,8 +1384,8 @@ int sandbox_sweep(struct sandbox_ctx *sc)
 {
         char err[SANDBOX_ERR_MAX];
         /* First: see stop_orphans. */
-        struct id_set host = {0}, indexed = {0};
-        bool host_known = host_ids(sc, &host);
+        struct host_ids host = {0};
+        bool host_known = host_ids_list(sc, &host);
         _cleanup_reply_ redisReply *all = NULL;
         int n = 0;
         if (redis_client_cmd(sc->redis, &all, err, "ZRANGE sandboxes:node:%s 0 -1 WITHSCORES", sc->node_id) <
@@ -1385,17 +1394,15 @@ int sandbox_sweep(struct sandbox_ctx *sc)
         long long now = now_ms();
         for (size_t i = 0; i + 1 < all->elements; i += 2) {
                 const char *id = all->element[i]->str, *score = all->element[i + 1]->str;
-                id_set_add(id, &indexed);
+                host_ids_mark_indexed(&host, id);
                 bool due = strcmp(score, "inf") != 0 && strtoll(score, NULL, 10) <= now;
                 if (due || (runtime_is_dead(id) && !being_made_or_stopped(sc, id)))
                         n += sweep_one(sc, id);
         }
-        id_set_seal(&indexed);
-        if (host_known && !indexed.short_of_memory)
-                n += stop_orphans(sc, &host, &indexed);
+        if (host_known)
+                n += stop_orphans(sc, &host);
 out:
         free(host.ids);
-        free(indexed.ids);
         return n;
 }
 
@@ -1477,10 +1484,8 @@ static int pool_add(struct sandbox_ctx *sc, char err[SANDBOX_ERR_MAX])
                 freeReplyObject(rep);
                 return 0;
         }
-settle:;
-        char serr[SANDBOX_ERR_MAX];
-        if (sandbox_destroy(sc, NULL, res.id, serr) == -ENOENT) /* settled already: the runtime */
-                stop_runtime(sc, res.id, serr);
+settle:
+        undo_reservation(sc, res.id);
         return r;
 }
 
