@@ -8,7 +8,8 @@
  * {"error", "code"} (exit 1), code one of bad_request, unknown_host, auth_failed,
  * repository_not_found, branch_not_found, commit_not_found, path_not_empty, clone_failed.
  * Credentials given in the URL are taken out of it, so the clone's remote keeps none.
- * A depth makes a shallow clone of that many commits (libgit2 1.7 and later). */
+ * A depth makes a shallow clone of that many commits (libgit2 1.7 and later; over git://
+ * through git_daemon_transport, which repairs libgit2 before 1.9). */
 #include <errno.h>
 #include <limits.h>
 #include <signal.h>
@@ -19,9 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "git_daemon_transport.h"
 
 /* A one-shot process: whatever it holds goes with it when it exits, on every path. Under
  * LeakSanitizer (the sanitizer builds) that would be reported as leaks of libgit2's and
@@ -86,13 +90,6 @@ static void strip_userinfo(char *url, struct creds *c)
                 c->given = true;
         }
         memmove(host, at + 1, strlen(at + 1) + 1);
-}
-
-/* libgit2 before 1.9 sends its wants twice on a stateful connection (git://) when it
- * deepens, and git daemon hangs up; over http(s) shallow clones work from 1.7. */
-static bool shallow_over_git_protocol_works(int major, int minor)
-{
-        return major > 1 || (major == 1 && minor >= 9);
 }
 
 static bool dir_has_entries(const char *path)
@@ -168,14 +165,6 @@ int main(void)
         json_int_t depth = json_integer_value(json_object_get(req, "depth"));
         if (depth < 0 || depth >= INT_MAX) /* INT_MAX: libgit2's "unshallow" */
                 fail("bad_request", "depth must be a positive number of commits");
-
-        int major, minor, rev;
-        git_libgit2_version(&major, &minor, &rev);
-        if (depth && !strncmp(url, "git://", 6) && !shallow_over_git_protocol_works(major, minor))
-                fail("bad_request",
-                     "depth over git:// needs libgit2 1.9 or later, and this node has %d.%d.%d; use the "
-                     "repository's http(s) URL or leave depth out",
-                     major, minor, rev);
         /* A server that hangs up mid-request must give an error, not kill the clone silently. */
         signal(SIGPIPE, SIG_IGN);
         git_libgit2_init();
@@ -183,6 +172,8 @@ int main(void)
         git_clone_options_init(&opts, GIT_CLONE_OPTIONS_VERSION);
         opts.fetch_opts.callbacks.credentials = credentials;
         opts.fetch_opts.callbacks.payload = &c;
+        if (!strncasecmp(url, "git://", 6))
+                opts.fetch_opts.callbacks.transport = git_daemon_transport;
         opts.checkout_branch = branch;
         opts.fetch_opts.depth = (int)depth; /* 0: the whole history */
         git_repository *repo = NULL;
