@@ -123,6 +123,8 @@ class Node:
                 pass
         problems = self.stop()
         self.remove_cgroup_parent()
+        # A node stopped with sandboxes left keeps their tmpfs; a test node's goes regardless.
+        subprocess.run(["umount", "-l", os.path.join(self.state, "sandboxes")], capture_output=True)
         shutil.rmtree(self.state, ignore_errors=True)
         if problems:
             raise AssertionError("sanitizer reports in warrend.log:\n" + problems)
@@ -317,8 +319,10 @@ return out
                         found.append(f"process {pid}")
             except OSError:
                 pass
+        # The tmpfs the sandboxes' directories are on is the node's own, not a sandbox's.
+        own = os.path.join(self.state, "sandboxes")
         with open("/proc/mounts") as f:
-            found += [f"mount {l.split()[1]}" for l in f if self.state in l]
+            found += [f"mount {l.split()[1]}" for l in f if self.state in l and l.split()[1] != own]
         found += self.network_leftovers()
         gen = os.path.join(self.state, "nginx", "generated")
         if os.path.isdir(gen):

@@ -218,7 +218,11 @@ def a_start_prunes_the_templates_no_sandbox_runs_on(node):
     sid = r.json["id"]
     link = os.path.join(node.state, "sandboxes", sid, "template")
     expect(os.readlink(link) == current, f"{link} -> {os.readlink(link)}, not {current}")
-    node.warren("stop")  # the sandbox keeps running
+    sandboxes = os.path.join(node.state, "sandboxes")
+    expect(sandbox_dirs_mount(sandboxes) == "tmpfs", "the sandboxes' directories are not on their tmpfs")
+    node.warren("stop")  # the sandbox keeps running, and its directory with it
+    expect(sandbox_dirs_mount(sandboxes) is not None and os.path.isdir(os.path.join(sandboxes, sid)),
+           "a stop with a sandbox running unmounted its directory")
     # Two older templates: one the sandbox is made to run on, one that nothing uses.
     for name in ("base-v0-used", "base-v0-unused"):
         os.makedirs(os.path.join(templates, name, "etc"))
@@ -231,9 +235,21 @@ def a_start_prunes_the_templates_no_sandbox_runs_on(node):
     expect(node.request("DELETE", f"/v1/sandboxes/{sid}").status == 200)
     expect(not os.path.exists(os.path.join(node.state, "sandboxes", sid)), "the sandbox's directory stayed")
     node.warren("stop")
+    expect(sandbox_dirs_mount(sandboxes) is None, "a stop with no sandbox left kept their tmpfs")
     node.warren("start")
     left = sorted(os.listdir(templates))
     expect(left == sorted(["base", os.path.basename(current)]), left)
+    expect(sandbox_dirs_mount(sandboxes) == "tmpfs", "a start did not mount the sandboxes' tmpfs again")
+
+
+def sandbox_dirs_mount(path):
+    """The type of the file system mounted at path, or None."""
+    with open("/proc/mounts") as f:
+        for line in f:
+            fields = line.split()
+            if fields[1] == path:
+                return fields[2]
+    return None
 
 
 def setup():
