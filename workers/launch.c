@@ -35,6 +35,7 @@
 #include <net/if.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,7 +60,9 @@
 #define P PATH_MAX
 
 /* A mount step, described as data (bubblewrap's way): what, where, and the step's name for
- * the error a failure reports. */
+ * the error a failure reports. Its strings are kept in the plan's own arena, so that a plan
+ * is a few pages: with a PATH_MAX array for each path it was 570 KB, and building one took a
+ * page fault for every 4 KB of it that a step wrote. */
 enum op_kind {
         OP_MOUNT,
         OP_MKDIR,
@@ -74,24 +77,27 @@ enum op_kind {
 struct op {
         enum op_kind kind;
         const char *src; /* mount source, symlink target */
-        char dst[P];
+        const char *dst;
         const char *fstype;
         unsigned long flags;
-        char data[P + 64]; /* mount options */
+        const char *data; /* mount options (or NULL), or the content of OP_WRITE's file */
         const char *step;
 };
 
-#define MAX_OPS 64
+#define MAX_OPS      64
+#define PLAN_STRINGS (16 * 1024)
 
 struct child_plan {
         struct op ops[MAX_OPS];
         int nops;
-        char root[P];
+        const char *root;
         const char *hostname;
         long long disk_bytes;
         int sync_fd, listen_fd, files_fd, init_fd, filter_fd, env_fd, userns_fd, netns_fd;
         char join[8][P]; /* the cgroup files the child writes "0" into to join its group */
         int njoin;
+        size_t strings_used;
+        char strings[PLAN_STRINGS]; /* the ops' paths, options and contents */
 };
 
 struct child_report {
@@ -136,7 +142,7 @@ static int run_op(const struct op *op, unsigned base, int userns_fd)
         switch (op->kind) {
         case OP_MOUNT:
         case OP_OPTIONAL_MOUNT:
-                if (mount(op->src, op->dst, op->fstype, op->flags, op->data[0] ? op->data : NULL) == 0)
+                if (mount(op->src, op->dst, op->fstype, op->flags, op->data) == 0)
                         return 0;
                 return op->kind == OP_OPTIONAL_MOUNT && errno == ENOENT ? 0 : -errno;
         case OP_MKDIR:
@@ -313,6 +319,27 @@ struct plan_builder {
         bool overflow;
 };
 
+/* A formatted string kept in the plan, where the child reads it after clone. A string that
+ * does not fit the arena, or is longer than a path may be, refuses the plan. */
+static const char *plan_string(struct plan_builder *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static const char *plan_string(struct plan_builder *b, const char *fmt, ...)
+{
+        struct child_plan *p = b->p;
+        size_t room = sizeof p->strings - p->strings_used;
+        char *at = p->strings + p->strings_used;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(at, room, fmt, ap);
+        va_end(ap);
+        if (n < 0 || (size_t)n >= room || n >= P) {
+                b->overflow = true;
+                return "";
+        }
+        p->strings_used += (size_t)n + 1;
+        return at;
+}
+
 static struct op *add(struct plan_builder *b, enum op_kind kind, const char *step)
 {
         static struct op spare; /* absorbs steps past MAX_OPS; the plan is then refused */
@@ -325,33 +352,22 @@ static struct op *add(struct plan_builder *b, enum op_kind kind, const char *ste
         return op;
 }
 
-/* dst = the sandbox root's host path + in_root; a path that does not fit refuses the plan. */
-static void root_path(struct plan_builder *b, char dst[P], const char *in_root)
+/* The sandbox root's host path + in_root, kept in the plan. */
+static const char *root_path(struct plan_builder *b, const char *in_root)
 {
-        size_t a = strlen(b->p->root), c = strlen(in_root);
-        if (a + c >= P) {
-                b->overflow = true;
-                dst[0] = 0;
-                return;
-        }
-        memcpy(dst, b->p->root, a);
-        memcpy(dst + a, in_root, c + 1);
+        return plan_string(b, "%s%s", b->p->root, in_root);
 }
 
-/* A mount at a host path (before pivot_root, every target is one). */
+/* A mount at a host path (before pivot_root, every target is one) that the plan keeps. */
 static struct op *mount_at(struct plan_builder *b, const char *src, const char *host_path, const char *fstype,
                            unsigned long flags, const char *data, const char *step)
 {
         struct op *op = add(b, OP_MOUNT, step);
         op->src = src;
-        snprintf(op->dst, P, "%s", host_path);
+        op->dst = host_path;
         op->fstype = fstype;
         op->flags = flags;
-        size_t n = data ? strlen(data) : 0;
-        if (n >= sizeof op->data)
-                b->overflow = true; /* the plan is refused rather than cut */
-        else if (n)
-                memcpy(op->data, data, n + 1);
+        op->data = data ? plan_string(b, "%s", data) : NULL;
         return op;
 }
 
@@ -359,16 +375,14 @@ static struct op *mount_at(struct plan_builder *b, const char *src, const char *
 static struct op *mount_in(struct plan_builder *b, const char *src, const char *in_root, const char *fstype,
                            unsigned long flags, const char *data, const char *step)
 {
-        char path[P];
-        root_path(b, path, in_root);
-        return mount_at(b, src, path, fstype, flags, data, step);
+        return mount_at(b, src, root_path(b, in_root), fstype, flags, data, step);
 }
 
 static void path_in(struct plan_builder *b, enum op_kind kind, const char *in_root, unsigned long mode,
                     const char *src, const char *step)
 {
         struct op *op = add(b, kind, step);
-        root_path(b, op->dst, in_root);
+        op->dst = root_path(b, in_root);
         op->flags = mode;
         op->src = src;
 }
@@ -385,14 +399,12 @@ static void mask_file(struct plan_builder *b, const char *in_root, const char *s
  * A template without one keeps the host's. */
 static void bind_locales(struct plan_builder *b, const char *template_dir)
 {
-        char src[P];
-        snprintf(src, sizeof src, "%s/opt/warren/locale", template_dir);
+        const char *src = plan_string(b, "%s/opt/warren/locale", template_dir);
         if (access(src, F_OK) != 0 || access("/usr/lib/locale", F_OK) != 0)
                 return;
         struct op *op = add(b, OP_IDMAPPED_BIND, "bind the locales");
-        snprintf(op->data, sizeof op->data, "%s", src);
-        op->src = op->data;
-        root_path(b, op->dst, "/usr/lib/locale");
+        op->src = src;
+        op->dst = root_path(b, "/usr/lib/locale");
         op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
 }
 
@@ -422,18 +434,15 @@ static void read_only_dir(struct plan_builder *b, const char *in_root, const cha
 static void etc_files(struct plan_builder *b, const struct launch_spec *s)
 {
         struct op *op = add(b, OP_WRITE, "write /etc/hosts");
-        root_path(b, op->dst, "/etc/hosts");
-        snprintf(op->data, sizeof op->data,
-                 "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n",
-                 s->address ? s->address : "127.0.1.1", s->id);
+        op->dst = root_path(b, "/etc/hosts");
+        op->data = plan_string(b, "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n%s\t%s\n",
+                               s->address ? s->address : "127.0.1.1", s->id);
         path_in(b, OP_CHOWN_BASE, "/etc/hosts", 0, NULL, "chown /etc/hosts");
         op = add(b, OP_WRITE, "write /etc/resolv.conf");
-        root_path(b, op->dst, "/etc/resolv.conf");
-        if (s->nameserver)
-                snprintf(op->data, sizeof op->data, "nameserver %s\noptions timeout:2 attempts:2\n",
-                         s->nameserver);
-        else
-                snprintf(op->data, sizeof op->data, "# this sandbox has no network\n");
+        op->dst = root_path(b, "/etc/resolv.conf");
+        op->data = s->nameserver
+                       ? plan_string(b, "nameserver %s\noptions timeout:2 attempts:2\n", s->nameserver)
+                       : "# this sandbox has no network\n";
         path_in(b, OP_CHOWN_BASE, "/etc/resolv.conf", 0, NULL, "chown /etc/resolv.conf");
 }
 
@@ -454,18 +463,12 @@ static void tmpfs_huge_probe(void)
 static int build_plan(const struct launch_spec *s, struct child_plan *p, char err[LAUNCH_ERR_MAX])
 {
         struct plan_builder b = {.p = p};
-        char disk[P], lower[P], upper[P], work[P], lower_opts[3 * P];
-        snprintf(p->root, P, "%s/root", s->sandbox_dir);
-        snprintf(disk, P, "%s/disk", s->sandbox_dir);
-        snprintf(lower, P, "%s/lower", s->sandbox_dir);
-        snprintf(upper, P, "%s/disk/upper", s->sandbox_dir);
-        snprintf(work, P, "%s/disk/work", s->sandbox_dir);
-        int n =
-            snprintf(lower_opts, sizeof lower_opts, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-        if (n >= (int)sizeof(p->ops[0].data)) {
-                snprintf(err, LAUNCH_ERR_MAX, "sandbox paths are too long");
-                return -ENAMETOOLONG;
-        }
+        p->root = plan_string(&b, "%s/root", s->sandbox_dir);
+        const char *disk = plan_string(&b, "%s/disk", s->sandbox_dir);
+        const char *lower = plan_string(&b, "%s/lower", s->sandbox_dir);
+        const char *upper = plan_string(&b, "%s/disk/upper", s->sandbox_dir);
+        const char *work = plan_string(&b, "%s/disk/work", s->sandbox_dir);
+        const char *lower_opts = plan_string(&b, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
         char tmpfs_opts[96];
         /* Inodes are bounded too (1024 per MiB), so creating files cannot eat the host's memory. */
         pthread_once(&tmpfs_huge_once, tmpfs_huge_probe);
@@ -477,24 +480,24 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         /* The writable layer lives on a tmpfs of the sandbox's disk size: ENOSPC inside. */
         mount_at(&b, "tmpfs", disk, "tmpfs", MS_NOSUID | MS_NODEV, tmpfs_opts, "mount disk tmpfs");
         struct op *op = add(&b, OP_MKDIR, "create upper layer");
-        snprintf(op->dst, P, "%s", upper);
+        op->dst = upper;
         op->flags = 0755;
         op = add(&b, OP_CHOWN_BASE, "chown upper layer");
-        snprintf(op->dst, P, "%s", upper);
+        op->dst = upper;
         op = add(&b, OP_MKDIR, "create work dir");
-        snprintf(op->dst, P, "%s", work);
+        op->dst = work;
         op->flags = 0700;
         /* The template, owned by host root, seen as root's through the sandbox's id map. */
         op = add(&b, OP_IDMAPPED_BIND, "bind template");
         op->src = s->template_dir;
-        snprintf(op->dst, P, "%s", lower);
+        op->dst = lower;
         op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         mount_at(&b, "overlay", p->root, "overlay", MS_NOSUID | MS_NODEV, lower_opts, "mount overlay root");
         /* The host's programs, root's inside, read-only and without setuid down the whole
          * tree (a mount under the host's /usr would otherwise keep its own flags). */
         op = add(&b, OP_IDMAPPED_BIND, "bind /usr");
         op->src = "/usr";
-        root_path(&b, op->dst, "/usr");
+        op->dst = root_path(&b, "/usr");
         op->flags = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV;
         bind_locales(&b, s->template_dir);
         /* /proc of the new pid namespace, with the host-revealing files masked. */
@@ -538,7 +541,8 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         path_in(&b, OP_SYMLINK, "/dev/stderr", 0, "/proc/self/fd/2", "link /dev/stderr");
         etc_files(&b, s);
         if (b.overflow) {
-                snprintf(err, LAUNCH_ERR_MAX, "too many mount steps for MAX_OPS");
+                snprintf(err, LAUNCH_ERR_MAX,
+                         "the sandbox's mount plan does not fit: paths too long, or more steps than MAX_OPS");
                 return -E2BIG;
         }
         return 0;
