@@ -519,23 +519,21 @@ static int start_runtime(struct sandbox_ctx *sc, const char *id, const struct sa
         r = sandbox_launch(&ls, &pid, lerr);
         env_free(env);
         /* Only init runs in the sandbox until the create has answered, so the link, address
-         * and rules need only be in before the ping. On any failure the caller releases the
-         * slot, and with it the link and rules. */
+         * and rules need only be in by then: the agent starts while the wiring ends. On any
+         * failure the caller releases the slot, and with it the link and rules. */
+        if (r == 0) {
+                char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
+                agent_path(sc, id, sock, sizeof sock);
+                r = agent_ping(sock, 5000, aerr);
+                if (r < 0)
+                        snprintf(lerr, sizeof lerr, "%.200s", aerr);
+        }
         int wired = wiring_finish(&wiring);
         if (r < 0 || wired < 0) {
                 snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", r < 0 ? lerr : wiring.err);
                 cgroup_destroy(cg, cgerr); /* kills the sandbox, if it started */
                 cgroup_free(cg);
                 return r < 0 ? r : wired;
-        }
-        char sock[PATH_MAX + 16], aerr[AGENT_ERR_MAX];
-        agent_path(sc, id, sock, sizeof sock);
-        r = agent_ping(sock, 5000, aerr);
-        if (r < 0) {
-                snprintf(err, SANDBOX_ERR_MAX, "start sandbox: %.200s", aerr);
-                cgroup_destroy(cg, cgerr);
-                cgroup_free(cg);
-                return r;
         }
         *ret_cg = cg;
         *ret_pid = pid;
