@@ -21,6 +21,7 @@
 #include "cleanup.h"
 #include "dns.h"
 #include "netlink.h"
+#include "nft_batch.h"
 
 #define POLICY_LIST_MAX 256
 #define IFNAMSIZ_BUF    16
@@ -473,24 +474,23 @@ static int link_address(const struct network *n, long long slot, int inner_nl, c
         return r < 0 ? fail(err, r, "address eth0: %s", strerror(-r)) : 0;
 }
 
+/* The sandbox's chain, its egress map entry (which points at the chain, which policy changes
+ * rewrite) and its bridge ports entry, in one batch (nft_batch.c). */
 static int sandbox_rules_add(const struct network *n, const char *id, long long slot,
                              char err[NETWORK_ERR_MAX])
 {
-        char ip[16], port[IFNAMSIZ_BUF], macs[18], cmds[1024];
-        uint8_t mac[6];
-        addr_text(slot_address(n, slot), ip);
+        char chain[64], port[IFNAMSIZ_BUF], berr[NFT_BATCH_ERR_MAX];
+        snprintf(chain, sizeof chain, "sb_%s", id);
         slot_port(n, slot, port);
-        slot_mac(n, slot, mac);
-        mac_text(mac, macs);
-        /* The element points at the sandbox's own chain, which policy changes rewrite. */
-        snprintf(cmds, sizeof cmds,
-                 "add chain inet %1$s sb_%2$s\n"
-                 "flush chain inet %1$s sb_%2$s\n"
-                 "add rule inet %1$s sb_%2$s accept\n"
-                 "add element inet %1$s egress { %3$s : goto sb_%2$s }\n"
-                 "add element bridge %1$s ports { \"%4$s\" . %5$s . %3$s }\n",
-                 n->bridge, id, ip, port, macs);
-        return nft_run(cmds, err);
+        struct nft_sandbox_entries e = {
+            .table = n->bridge, .chain = chain, .address = htonl(slot_address(n, slot)), .port = port};
+        slot_mac(n, slot, e.mac);
+        pthread_mutex_lock(&nft_lock);
+        nft_host_lock(true);
+        int r = nft_batch_sandbox_add(&e, berr);
+        nft_host_lock(false);
+        pthread_mutex_unlock(&nft_lock);
+        return r < 0 ? fail(err, r, "%s", berr) : 0;
 }
 
 int network_sandbox_netns(const struct network *n, long long slot, int *ret_nl, char err[NETWORK_ERR_MAX])
