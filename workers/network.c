@@ -479,7 +479,7 @@ static int link_address(const struct network *n, long long slot, int inner_nl, c
 static int sandbox_rules_add(const struct network *n, const char *id, long long slot,
                              char err[NETWORK_ERR_MAX])
 {
-        char chain[64], port[IFNAMSIZ_BUF], berr[NFT_BATCH_ERR_MAX];
+        char chain[64], port[IFNAMSIZ_BUF];
         snprintf(chain, sizeof chain, "sb_%s", id);
         slot_port(n, slot, port);
         struct nft_sandbox_entries e = {
@@ -487,10 +487,11 @@ static int sandbox_rules_add(const struct network *n, const char *id, long long 
         slot_mac(n, slot, e.mac);
         pthread_mutex_lock(&nft_lock);
         nft_host_lock(true);
-        int r = nft_batch_sandbox_add(&e, berr);
+        const char *step;
+        int r = nft_batch_sandbox_add(&e, &step);
         nft_host_lock(false);
         pthread_mutex_unlock(&nft_lock);
-        return r < 0 ? fail(err, r, "%s", berr) : 0;
+        return r < 0 ? fail(err, r, "nftables: could not %s: %s", step, strerror(-r)) : 0;
 }
 
 int network_sandbox_netns(const struct network *n, long long slot, int *ret_nl, char err[NETWORK_ERR_MAX])

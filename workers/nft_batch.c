@@ -19,7 +19,6 @@
 #include <linux/netfilter.h>
 #include <linux/netfilter/nf_tables.h>
 #include <net/if.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,20 +27,9 @@
 
 enum { MSG_CHAIN, MSG_FLUSH, MSG_RULE, MSG_EGRESS, MSG_PORTS, MSGS };
 
-static const char *const msg_names[MSGS] = {"add the sandbox's chain", "empty the sandbox's chain",
+static const char *const msg_steps[MSGS] = {"add the sandbox's chain", "empty the sandbox's chain",
                                             "add its default rule", "add its egress map entry",
                                             "add its bridge ports entry"};
-
-static int fail(char err[NFT_BATCH_ERR_MAX], int r, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static int fail(char err[NFT_BATCH_ERR_MAX], int r, const char *fmt, ...)
-{
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, NFT_BATCH_ERR_MAX, fmt, ap);
-        va_end(ap);
-        return r;
-}
 
 static struct nftnl_chain *chain_of(const struct nft_sandbox_entries *e)
 {
@@ -156,51 +144,52 @@ static size_t batch_build(const struct nft_sandbox_entries *e, char *buf, size_t
 
 /* Reads the kernel's answers, one per message (each asks for an acknowledgement), until
  * all are in or one is a refusal. */
-static int batch_answers(struct mnl_socket *nl, uint32_t seq, char err[NFT_BATCH_ERR_MAX])
+static int batch_answers(struct mnl_socket *nl, uint32_t seq, const char **ret_step)
 {
         char buf[MNL_SOCKET_BUFFER_SIZE];
         int acked = 0;
+        *ret_step = "read the kernel's answers";
         while (acked < MSGS) {
                 ssize_t n = mnl_socket_recvfrom(nl, buf, sizeof buf);
                 if (n < 0)
-                        return fail(err, -errno, "nftables: no answer to the sandbox's entries: %s",
-                                    strerror(errno));
+                        return -errno;
                 int left = (int)n;
                 for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, left);
                      h = mnl_nlmsg_next(h, &left)) {
                         if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < seq || h->nlmsg_seq >= seq + MSGS)
                                 continue;
                         const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
-                        if (e->error)
-                                return fail(err, e->error, "nftables: could not %s: %s",
-                                            msg_names[h->nlmsg_seq - seq], strerror(-e->error));
+                        if (e->error) {
+                                *ret_step = msg_steps[h->nlmsg_seq - seq];
+                                return e->error;
+                        }
                         acked++;
                 }
         }
         return 0;
 }
 
-int nft_batch_sandbox_add(const struct nft_sandbox_entries *e, char err[NFT_BATCH_ERR_MAX])
+int nft_batch_sandbox_add(const struct nft_sandbox_entries *e, const char **ret_step)
 {
         static char buf[8192]; /* callers hold network.c's nftables lock */
         uint32_t seq = (uint32_t)time(NULL) << 8;
+        *ret_step = "build the messages";
         size_t len = batch_build(e, buf, sizeof buf, seq);
         if (!len)
-                return fail(err, -ENOMEM, "nftables: out of memory for the sandbox's entries");
+                return -ENOMEM;
+        *ret_step = "open a netlink socket";
         struct mnl_socket *nl = mnl_socket_open(NETLINK_NETFILTER);
         if (!nl)
-                return fail(err, -errno, "nftables: netlink: %s", strerror(errno));
+                return -errno;
         struct timeval tv = {.tv_sec = 2};
-        int r = setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        if (r == 0 && mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
-                r = -1;
-        if (r < 0) {
-                r = fail(err, -errno, "nftables: netlink: %s", strerror(errno));
-        } else if (mnl_socket_sendto(nl, buf, len) < 0) {
-                r = fail(err, -errno, "nftables: send the sandbox's entries: %s", strerror(errno));
-        } else {
-                r = batch_answers(nl, seq + 1, err);
-        }
+        int r = 0;
+        if (setsockopt(mnl_socket_get_fd(nl), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0 ||
+            mnl_socket_bind(nl, 0, MNL_SOCKET_AUTOPID) < 0)
+                r = -errno;
+        else if ((*ret_step = "send the messages", mnl_socket_sendto(nl, buf, len) < 0))
+                r = -errno;
+        else
+                r = batch_answers(nl, seq + 1, ret_step);
         mnl_socket_close(nl);
         return r;
 }

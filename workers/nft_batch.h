@@ -4,8 +4,6 @@
 
 #include <stdint.h>
 
-#define NFT_BATCH_ERR_MAX 256
-
 struct nft_sandbox_entries {
         const char *table; /* the node's tables (inet and bridge) share the bridge's name */
         const char *chain; /* the sandbox's egress chain: sb_<id> */
@@ -17,5 +15,5 @@ struct nft_sandbox_entries {
 /* In one transaction: the sandbox's chain (emptied, then "accept": the default policy), its
  * entry in the inet table's egress map (address : goto chain), and its entry in the bridge
  * table's ports set (port . mac . address, what the bridge lets it send as). Returns 0, or
- * -errno with err saying which part the kernel refused. */
-int nft_batch_sandbox_add(const struct nft_sandbox_entries *e, char err[NFT_BATCH_ERR_MAX]);
+ * -errno with *ret_step naming the step that failed (the part the kernel refused). */
+int nft_batch_sandbox_add(const struct nft_sandbox_entries *e, const char **ret_step);
