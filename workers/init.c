@@ -469,7 +469,10 @@ static int drop_capabilities(void)
 
 /* Reads the filter warrend compiled and loads it: from here on, every process in the
  * sandbox runs under it. */
-static int load_filter(void)
+/* Reads the filter warrend compiled (fd 4) and sets no_new_privs: everything of the load
+ * that can fail but the kernel's taking of the program, so that a sandbox answers its ping
+ * only once its filter is in hand. */
+static int read_filter(struct sock_fprog *ret)
 {
         struct stat st;
         if (fstat(FILTER_FD, &st) < 0 || st.st_size <= 0 || st.st_size % sizeof(struct sock_filter) ||
@@ -480,14 +483,21 @@ static int load_filter(void)
         struct sock_filter *insns = malloc((size_t)st.st_size);
         ssize_t n = insns ? pread(FILTER_FD, insns, (size_t)st.st_size, 0) : -1;
         close(FILTER_FD);
-        struct sock_fprog prog = {.len = (unsigned short)(st.st_size / sizeof *insns), .filter = insns};
-        int r = n == st.st_size && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0 &&
-                        prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog) == 0
-                    ? 0
-                    : -1;
+        if (n != st.st_size || prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+                fprintf(stderr, "warren-init: read syscall filter: %s\n", strerror(errno));
+                free(insns);
+                return -1;
+        }
+        *ret = (struct sock_fprog){.len = (unsigned short)(st.st_size / sizeof *insns), .filter = insns};
+        return 0;
+}
+
+static int load_filter(struct sock_fprog *prog)
+{
+        int r = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, prog);
         if (r < 0)
                 fprintf(stderr, "warren-init: load syscall filter: %s\n", strerror(errno));
-        free(insns);
+        free(prog->filter);
         return r;
 }
 
@@ -507,12 +517,12 @@ static bool is_ping_frame(const unsigned char *buf, size_t n)
 }
 
 /* The host's first call is its ping, made as soon as the launch returns, and a create
- * answers only after it. It is answered here, before the syscall filter is loaded: the load
- * (0.2 ms, the kernel compiles the filter) is the longest step of this start, and the create
- * need not wait for it. Nothing runs in the sandbox before the filter is in, and this reads
- * nothing but the one frame: a first call that is anything else is left whole, as a session
- * for the main loop, which starts after the load. Bounded: with no call in 10 s, the start
- * goes on without. */
+ * answers only after it. It is answered here, with the filter read but before the kernel
+ * takes it: that load (0.2 ms, the kernel checks and compiles the program) is the longest
+ * step of this start, and the create need not wait for it. Nothing runs in the sandbox before the filter is
+ * in, and this reads nothing but the one frame: a first call that is anything else is left whole, as a
+ * session for the main loop, which starts after the load. Bounded: with no call in 10 s, the start goes on
+ * without. */
 static void answer_first_ping(void)
 {
         struct pollfd p = {.fd = LISTEN_FD, .events = POLLIN};
@@ -553,8 +563,11 @@ static int setup(int argc, char **argv)
                 fprintf(stderr, "warren-init: drop capabilities: %s\n", strerror(errno));
                 return -1;
         }
+        struct sock_fprog filter;
+        if (read_filter(&filter) < 0)
+                return -1;
         answer_first_ping();
-        return load_filter();
+        return load_filter(&filter);
 }
 
 int main(int argc, char **argv)
