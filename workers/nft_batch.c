@@ -68,9 +68,11 @@ static struct nftnl_set *set_with(const char *table, const char *name, const voi
 {
         struct nftnl_set *s = nftnl_set_alloc();
         struct nftnl_set_elem *el = nftnl_set_elem_alloc();
-        if (!s || !el) {
-                nftnl_set_free(s);
-                nftnl_set_elem_free(el);
+        if (!s || !el) { /* libnftnl's frees take no NULL */
+                if (s)
+                        nftnl_set_free(s);
+                if (el)
+                        nftnl_set_elem_free(el);
                 return NULL;
         }
         nftnl_set_set_str(s, NFTNL_SET_TABLE, table);
@@ -96,6 +98,8 @@ static uint32_t ports_key(const struct nft_sandbox_entries *e, uint8_t key[IFNAM
 static size_t batch_build(const struct nft_sandbox_entries *e, char *buf, size_t size, uint32_t seq)
 {
         struct mnl_nlmsg_batch *b = mnl_nlmsg_batch_start(buf, size);
+        if (!b)
+                return 0;
         nftnl_batch_begin(mnl_nlmsg_batch_current(b), seq++);
         mnl_nlmsg_batch_next(b);
         struct nftnl_chain *chain = chain_of(e);
@@ -133,11 +137,16 @@ static size_t batch_build(const struct nft_sandbox_entries *e, char *buf, size_t
                 mnl_nlmsg_batch_next(b);
                 len = mnl_nlmsg_batch_size(b);
         }
-        nftnl_chain_free(chain);
-        nftnl_rule_free(flush);
-        nftnl_rule_free(accept);
-        nftnl_set_free(egress); /* and its element */
-        nftnl_set_free(ports);
+        if (chain)
+                nftnl_chain_free(chain);
+        if (flush)
+                nftnl_rule_free(flush);
+        if (accept)
+                nftnl_rule_free(accept);
+        if (egress)
+                nftnl_set_free(egress); /* and its element */
+        if (ports)
+                nftnl_set_free(ports);
         mnl_nlmsg_batch_stop(b);
         return len;
 }
@@ -156,14 +165,19 @@ static int batch_answers(struct mnl_socket *nl, uint32_t seq, const char **ret_s
                 int left = (int)n;
                 for (const struct nlmsghdr *h = (const void *)buf; mnl_nlmsg_ok(h, left);
                      h = mnl_nlmsg_next(h, &left)) {
-                        if (h->nlmsg_type != NLMSG_ERROR || h->nlmsg_seq < seq || h->nlmsg_seq >= seq + MSGS)
+                        /* The batch's begin message (seq - 1) is answered only with an error
+                         * that refuses the whole batch (no permission, no memory, a ruleset
+                         * changed under it). */
+                        uint32_t at = h->nlmsg_seq - (seq - 1);
+                        if (h->nlmsg_type != NLMSG_ERROR || at > MSGS ||
+                            mnl_nlmsg_get_payload_len(h) < sizeof(struct nlmsgerr))
                                 continue;
                         const struct nlmsgerr *e = mnl_nlmsg_get_payload(h);
                         if (e->error) {
-                                *ret_step = msg_steps[h->nlmsg_seq - seq];
+                                *ret_step = at == 0 ? "start the batch" : msg_steps[at - 1];
                                 return e->error;
                         }
-                        acked++;
+                        acked += at > 0;
                 }
         }
         return 0;
