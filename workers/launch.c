@@ -84,8 +84,9 @@ struct op {
         const char *step;
 };
 
-#define MAX_OPS      64
-#define PLAN_STRINGS (16 * 1024)
+#define MAX_OPS 64
+/* About 60 paths under the sandbox's directory: room for a state dir of about 1000 bytes. */
+#define PLAN_STRINGS (64 * 1024)
 
 struct child_plan {
         struct op ops[MAX_OPS];
@@ -358,7 +359,8 @@ static const char *root_path(struct plan_builder *b, const char *in_root)
         return plan_string(b, "%s%s", b->p->root, in_root);
 }
 
-/* A mount at a host path (before pivot_root, every target is one) that the plan keeps. */
+/* A mount at a host path (before pivot_root, every target is one) that the plan keeps;
+ * options not yet in the plan are copied in. */
 static struct op *mount_at(struct plan_builder *b, const char *src, const char *host_path, const char *fstype,
                            unsigned long flags, const char *data, const char *step)
 {
@@ -367,7 +369,9 @@ static struct op *mount_at(struct plan_builder *b, const char *src, const char *
         op->dst = host_path;
         op->fstype = fstype;
         op->flags = flags;
-        op->data = data ? plan_string(b, "%s", data) : NULL;
+        uintptr_t at = (uintptr_t)data, arena = (uintptr_t)b->p->strings;
+        bool kept = at >= arena && at < arena + sizeof b->p->strings;
+        op->data = data && !kept ? plan_string(b, "%s", data) : data;
         return op;
 }
 
