@@ -37,11 +37,14 @@ static bool has_deepen_line(const char *buf, size_t len)
 {
         size_t at = 0;
         while (len - at >= 4) {
-                char hex[5] = {buf[at], buf[at + 1], buf[at + 2], buf[at + 3], 0};
-                char *end;
-                unsigned long n = strtoul(hex, &end, 16);
-                if (*end)
-                        return false;
+                size_t n = 0;
+                for (int i = 0; i < 4; i++) {
+                        char c = buf[at + i];
+                        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+                        if (d < 0)
+                                return false;
+                        n = n * 16 + (size_t)d;
+                }
                 if (n < 4) { /* flush, delimiter or end: four bytes, no payload */
                         at += 4;
                         continue;
@@ -70,7 +73,11 @@ static int filter_write(git_smart_subtransport_stream *s, const char *buf, size_
         }
         free(f->deepening);
         f->deepening = NULL;
-        if (has_deepen_line(buf, len) && (f->deepening = malloc(len))) {
+        if (has_deepen_line(buf, len)) {
+                if (!(f->deepening = malloc(len))) {
+                        git_error_set_oom();
+                        return -1;
+                }
                 memcpy(f->deepening, buf, len);
                 f->deepening_len = len;
         }
