@@ -329,19 +329,26 @@ static void accept_files(void)
         close(fd);
 }
 
-static void accept_one(void)
+/* A session for an accepted connection, its request still to be read; NULL (the
+ * connection refused and closed) when every session is taken. */
+static struct session *session_open(int fd)
 {
-        int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
-                return;
         for (int i = 0; i < MAX_SESSIONS; i++)
                 if (sessions[i].state == SESSION_DONE) {
                         sessions[i] = (struct session){
                             .conn = fd, .state = SESSION_READING, .out_fd = -1, .err_fd = -1, .in_fd = -1};
-                        return;
+                        return &sessions[i];
                 }
         frame_send_error(fd, "busy", "too many sessions in this sandbox at once");
         close(fd);
+        return NULL;
+}
+
+static void accept_one(void)
+{
+        int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
+        if (fd >= 0)
+                session_open(fd);
 }
 
 /* Timeouts, and sessions whose process has exited and whose pipes are drained (or whose
@@ -467,8 +474,6 @@ static int drop_capabilities(void)
         return (int)syscall(SYS_capset, &hdr, data);
 }
 
-/* Reads the filter warrend compiled and loads it: from here on, every process in the
- * sandbox runs under it. */
 /* Reads the filter warrend compiled (fd 4) and sets no_new_privs: everything of the load
  * that can fail but the kernel's taking of the program, so that a sandbox answers its ping
  * only once its filter is in hand. */
@@ -519,30 +524,26 @@ static bool is_ping_frame(const unsigned char *buf, size_t n)
 /* The host's first call is its ping, made as soon as the launch returns, and a create
  * answers only after it. It is answered here, with the filter read but before the kernel
  * takes it: that load (0.2 ms, the kernel checks and compiles the program) is the longest
- * step of this start, and the create need not wait for it. Nothing runs in the sandbox before the filter is
- * in, and this reads nothing but the one frame: a first call that is anything else is left whole, as a
- * session for the main loop, which starts after the load. Bounded: with no call in 10 s, the start goes on
- * without. */
+ * step of this start, and the create need not wait for it. Nothing runs in the sandbox
+ * before the filter is in, and this reads nothing but the one frame: a first call that is
+ * anything else is left whole, a session for the main loop, which starts after the load.
+ * Bounded: with no call in 10 s, the start goes on without. */
 static void answer_first_ping(void)
 {
         struct pollfd p = {.fd = LISTEN_FD, .events = POLLIN};
         if (poll(&p, 1, 10000) != 1)
                 return;
         int fd = accept4(LISTEN_FD, NULL, NULL, SOCK_CLOEXEC);
-        if (fd < 0)
+        struct session *s = fd >= 0 ? session_open(fd) : NULL;
+        if (!s)
                 return;
         unsigned char buf[64];
         ssize_t n = -1;
         p = (struct pollfd){.fd = fd, .events = POLLIN};
         if (poll(&p, 1, 1000) == 1)
                 n = recv(fd, buf, sizeof buf, MSG_PEEK | MSG_DONTWAIT);
-        if (n > 0 && is_ping_frame(buf, (size_t)n) && recv(fd, buf, (size_t)n, MSG_DONTWAIT) == n) {
-                struct session s = {.conn = fd, .out_fd = -1, .err_fd = -1, .in_fd = -1};
-                answer_ping(&s); /* and closes it */
-                return;
-        }
-        sessions[0] =
-            (struct session){.conn = fd, .state = SESSION_READING, .out_fd = -1, .err_fd = -1, .in_fd = -1};
+        if (n > 0 && is_ping_frame(buf, (size_t)n) && recv(fd, buf, (size_t)n, MSG_DONTWAIT) == n)
+                answer_ping(s); /* and ends the session */
 }
 
 static int setup(int argc, char **argv)

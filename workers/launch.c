@@ -359,8 +359,8 @@ static const char *root_path(struct plan_builder *b, const char *in_root)
         return plan_string(b, "%s%s", b->p->root, in_root);
 }
 
-/* A mount at a host path (before pivot_root, every target is one) that the plan keeps;
- * options not yet in the plan are copied in. */
+/* A mount at a host path (before pivot_root, every target is one). Path and options are the
+ * plan's strings or literals: the child reads them after clone. */
 static struct op *mount_at(struct plan_builder *b, const char *src, const char *host_path, const char *fstype,
                            unsigned long flags, const char *data, const char *step)
 {
@@ -369,9 +369,7 @@ static struct op *mount_at(struct plan_builder *b, const char *src, const char *
         op->dst = host_path;
         op->fstype = fstype;
         op->flags = flags;
-        uintptr_t at = (uintptr_t)data, arena = (uintptr_t)b->p->strings;
-        bool kept = at >= arena && at < arena + sizeof b->p->strings;
-        op->data = data && !kept ? plan_string(b, "%s", data) : data;
+        op->data = data;
         return op;
 }
 
@@ -473,11 +471,11 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         const char *upper = plan_string(&b, "%s/disk/upper", s->sandbox_dir);
         const char *work = plan_string(&b, "%s/disk/work", s->sandbox_dir);
         const char *lower_opts = plan_string(&b, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
-        char tmpfs_opts[96];
         /* Inodes are bounded too (1024 per MiB), so creating files cannot eat the host's memory. */
         pthread_once(&tmpfs_huge_once, tmpfs_huge_probe);
-        snprintf(tmpfs_opts, sizeof tmpfs_opts, "size=%lld,nr_inodes=%lld,mode=0755%s", s->disk_bytes,
-                 (s->disk_bytes >> 20) * 1024, tmpfs_huge ? ",huge=within_size" : "");
+        const char *tmpfs_opts =
+            plan_string(&b, "size=%lld,nr_inodes=%lld,mode=0755%s", s->disk_bytes,
+                        (s->disk_bytes >> 20) * 1024, tmpfs_huge ? ",huge=within_size" : "");
 
         /* Nothing done here may propagate back to the host. */
         mount_at(&b, NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL, "make mounts private");
@@ -522,10 +520,10 @@ static int build_plan(const struct launch_spec *s, struct child_plan *p, char er
         hide_dir(&b, "/sys/firmware", "hide /sys/firmware");
         /* A minimal /dev: a few host device nodes bound in, its own ptys and shared memory. */
         /* The tmpfs mounts made here belong to root inside, as everything else there does. */
-        char dev_opts[96], shm_opts[96];
-        snprintf(dev_opts, sizeof dev_opts, "mode=0755,size=65536,uid=%u,gid=%u", s->uid_base, s->uid_base);
-        snprintf(shm_opts, sizeof shm_opts, "mode=1777,size=%lld,uid=%u,gid=%u", LAUNCH_SHM_BYTES,
-                 s->uid_base, s->uid_base);
+        const char *dev_opts =
+            plan_string(&b, "mode=0755,size=65536,uid=%u,gid=%u", s->uid_base, s->uid_base);
+        const char *shm_opts =
+            plan_string(&b, "mode=1777,size=%lld,uid=%u,gid=%u", LAUNCH_SHM_BYTES, s->uid_base, s->uid_base);
         mount_in(&b, "tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, dev_opts, "mount /dev");
         static const char *const devices[] = {"/dev/null",   "/dev/zero",    "/dev/full",
                                               "/dev/random", "/dev/urandom", "/dev/tty"};

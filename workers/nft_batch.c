@@ -41,22 +41,22 @@ static struct nftnl_chain *chain_of(const struct nft_sandbox_entries *e)
         return c;
 }
 
-/* A rule message for the chain: with a verdict, that rule; without, all of them (a flush). */
-static struct nftnl_rule *rule_of(const struct nft_sandbox_entries *e, int verdict, bool with_verdict)
+/* A rule of the chain: "accept", or none at all (which, deleted, flushes the chain). */
+static struct nftnl_rule *rule_of(const struct nft_sandbox_entries *e, bool accept)
 {
         struct nftnl_rule *r = nftnl_rule_alloc();
         if (!r)
                 return NULL;
         nftnl_rule_set_str(r, NFTNL_RULE_TABLE, e->table);
         nftnl_rule_set_str(r, NFTNL_RULE_CHAIN, e->chain);
-        if (with_verdict) {
+        if (accept) {
                 struct nftnl_expr *x = nftnl_expr_alloc("immediate");
                 if (!x) {
                         nftnl_rule_free(r);
                         return NULL;
                 }
                 nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_DREG, NFT_REG_VERDICT);
-                nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, (uint32_t)verdict);
+                nftnl_expr_set_u32(x, NFTNL_EXPR_IMM_VERDICT, NF_ACCEPT);
                 nftnl_rule_add_expr(r, x);
         }
         return r;
@@ -103,7 +103,7 @@ static size_t batch_build(const struct nft_sandbox_entries *e, char *buf, size_t
         nftnl_batch_begin(mnl_nlmsg_batch_current(b), seq++);
         mnl_nlmsg_batch_next(b);
         struct nftnl_chain *chain = chain_of(e);
-        struct nftnl_rule *flush = rule_of(e, 0, false), *accept = rule_of(e, NF_ACCEPT, true);
+        struct nftnl_rule *flush = rule_of(e, false), *accept = rule_of(e, true);
         struct nftnl_set_elem *egress_el = NULL, *ports_el = NULL;
         struct nftnl_set *egress = set_with(e->table, "egress", &e->address, 4, &egress_el);
         uint8_t key[IFNAMSIZ + 8 + 4];
